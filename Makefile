@@ -1,0 +1,63 @@
+# pyrun's short verbs. Everything runs as root on a Debian/Ubuntu host.
+#   make run    build everything, open a shell in the embedded busybox image
+#   make test   run the whole test suite (unit + root integration tests)
+PYTHON  ?= python3
+CC      ?= gcc
+VENV    := .venv
+BIN     := $(VENV)/bin
+INIT    := pyrun/libexec/pyrun-init
+CORE    := pyrun/.core-built
+# Debian packages the build, the tests and the benchmarks need.
+APT_PACKAGES := gcc make libc6-dev python3-dev python3-venv busybox-static runc util-linux
+
+.PHONY: all deps install run test test-unit lint rootfs bench clean
+
+all: install
+
+# Install missing Debian packages (apt-get update only when something is missing).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BIN)/pip:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel cffi
+
+# The C core is compiled by cffi when the package is (re)installed.
+$(CORE): $(BIN)/pip pyproject.toml setup.py csrc/pyrun_core.c csrc/pyrun_core.h csrc/build_ffi.py
+	$(BIN)/pip install -q --no-build-isolation -e '.[dev]'
+	touch $@
+
+# pyrun-init is static: it runs as PID 1 inside containers with any libc.
+$(INIT): csrc/pyrun_init.c
+	mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -Os -Wall -Wextra -Werror -o $@ $<
+
+rootfs:
+	$(MAKE) -C rootfs
+
+install: deps $(CORE) $(INIT) rootfs
+	ln -sf $(CURDIR)/$(BIN)/pyrun /usr/local/bin/pyrun
+
+run: install
+	$(BIN)/pyrun run --rm -it busybox sh
+
+test: install
+	$(BIN)/pytest
+
+test-unit: $(CORE)
+	$(BIN)/pytest tests/unit
+
+lint: $(CORE)
+	$(BIN)/ruff check pyrun tests bench csrc/build_ffi.py
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/startup.py
+
+clean:
+	$(MAKE) -C rootfs clean
+	rm -rf $(VENV) build *.egg-info $(INIT) $(CORE) pyrun/_core.*so

@@ -1,0 +1,3 @@
+from pyrun.cli import main
+
+main()

@@ -1,0 +1,257 @@
+"""The `pyrun` command: click commands only. Each parses its flags into a
+spec, calls one function below it, and maps errors to Docker's exit codes
+(125 pyrun's own error, 126/127 the command, 128+N a signal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pyrun import __version__, config, runtime
+from pyrun.errors import PyrunError
+from pyrun.image import BUILTIN_DIR, LocalImages
+from pyrun.state import DEFAULT_ROOT, Store, owner_alive
+
+
+class Context:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def images(self) -> LocalImages:
+        return LocalImages([self.root / "images", BUILTIN_DIR])
+
+    def store(self) -> Store:
+        return Store(self.root)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", type=click.Path(path_type=Path), envvar="PYRUN_ROOT",
+              default=DEFAULT_ROOT, show_default=True,
+              help="Directory for pyrun's state (also PYRUN_ROOT).")
+@click.version_option(__version__, prog_name="pyrun")
+@click.pass_context
+def cli(ctx: click.Context, root: Path) -> None:
+    """pyrun: run Linux containers, no daemon. `pyrun run --trace ...` shows how."""
+    ctx.obj = Context(root.absolute())
+
+
+@cli.command(context_settings={"allow_interspersed_args": False, "help_option_names": ["--help"]})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--rootfs", type=click.Path(path_type=Path),
+              help="Run on this directory (through an overlay; it is not modified).")
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
+@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
+@click.option("--name", help="Name the container.")
+@click.option("-e", "--env", multiple=True, help="Set KEY=VALUE (or pass KEY from pyrun's env).")
+@click.option("--env-file", multiple=True, help="Read KEY=VALUE lines from a file.")
+@click.option("-w", "--workdir", help="Working directory inside the container.")
+@click.option("-u", "--user", help="NAME|UID[:GROUP|GID] to run as.")
+@click.option("--entrypoint", help="Override the image's ENTRYPOINT ('' clears it).")
+@click.option("-h", "--hostname", help="Container hostname (default: the short id).")
+@click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only.")
+@click.option("--tmpfs", multiple=True, help="Mount a tmpfs: PATH[:OPTIONS].")
+@click.option("-v", "--volume", multiple=True, help="Bind mount HOSTDIR:CTRDIR[:ro].")
+@click.option("--userns", default="host", show_default=True,
+              help="host, or private: a new user namespace, root mapped to a host range.")
+@click.option("--pid", "pid_mode", default="private", show_default=True, help="host|private")
+@click.option("--uts", "uts_mode", default="private", show_default=True, help="host|private")
+@click.option("--ipc", "ipc_mode", default="private", show_default=True, help="host|private")
+@click.option("--cgroupns", "cgroupns_mode", default="private", show_default=True,
+              help="host|private")
+@click.option("--network", "--net", "network", default="none", show_default=True,
+              help="none (own loopback only) or host.")
+@click.option("--cap-add", multiple=True, help="Add a capability (or ALL).")
+@click.option("--cap-drop", multiple=True, help="Drop a capability (or ALL).")
+@click.option("--privileged", is_flag=True, help="All capabilities, no masked paths.")
+@click.option("--security-opt", multiple=True, help="no-new-privileges[:true|false]")
+@click.option("--init", is_flag=True, help="Run pyrun-init as PID 1 (reaps zombies).")
+@click.option("--trace", is_flag=True, help="Explain every kernel-level step on stderr.")
+@pass_ctx
+def run(ctx: Context, args: tuple[str, ...], rootfs: Path | None, **opts: Any) -> None:
+    """Run a command in a new container: IMAGE [COMMAND [ARG...]], or with
+    --rootfs DIR: COMMAND [ARG...]."""
+    if rootfs is None and not args:
+        raise click.UsageError("run needs an image (or --rootfs DIR)")
+    image, command = (None, args) if rootfs is not None else (args[0], args[1:])
+    env: list[str] = []
+    for path in opts["env_file"]:
+        env += config.read_env_file(path)
+    env += config.parse_env(opts["env"])
+    no_new_privs = False
+    for opt in opts["security_opt"]:
+        key, _, value = opt.partition(":" if ":" in opt else "=")
+        if key != "no-new-privileges" or value not in ("", "true", "false"):
+            raise PyrunError(f"unsupported --security-opt {opt!r}")
+        no_new_privs = value != "false"
+    user_ns = config.parse_userns(opts["userns"])
+    spec = config.ContainerSpec(
+        image=image,
+        rootfs=rootfs,
+        command=tuple(command),
+        entrypoint=opts["entrypoint"],
+        env=tuple(env),
+        workdir=config.check_container_path(opts["workdir"], "workdir")
+        if opts["workdir"] else None,
+        user=opts["user"],
+        hostname=opts["hostname"],
+        name=config.check_name(opts["name"]) if opts["name"] else None,
+        remove=opts["remove"],
+        read_only=opts["read_only"],
+        tmpfs=tuple(config.parse_tmpfs(t) for t in opts["tmpfs"]),
+        volumes=tuple(config.parse_volume(v) for v in opts["volume"]),
+        namespaces=config.Namespaces(
+            pid=config.parse_ns_mode("--pid", opts["pid_mode"]),
+            uts=config.parse_ns_mode("--uts", opts["uts_mode"]),
+            ipc=config.parse_ns_mode("--ipc", opts["ipc_mode"]),
+            net=config.parse_network(opts["network"]),
+            cgroup=config.parse_ns_mode("--cgroupns", opts["cgroupns_mode"]),
+            user=user_ns,
+        ),
+        userns_map=config.subid_range() if user_ns else None,
+        cap_add=opts["cap_add"],
+        cap_drop=opts["cap_drop"],
+        privileged=opts["privileged"],
+        no_new_privileges=no_new_privs,
+        interactive=opts["interactive"],
+        tty=opts["tty"],
+        init=opts["init"],
+        trace=opts["trace"],
+    )
+    # Checked before anything is created: a typo in --cap-add costs nothing.
+    runtime.capabilities.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
+    if spec.tty and not spec.interactive and sys.stdin.isatty():
+        pass  # like docker: a pty without stdin attached is allowed
+    sys.exit(runtime.Runtime(ctx.root, ctx.images()).run(spec))
+
+
+def _age(created: str) -> str:
+    try:
+        then = time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    except ValueError:
+        return created
+    secs = int(time.time() - then)
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if secs >= size:
+            return f"{secs // size} {unit} ago"
+    return f"{secs} seconds ago"
+
+
+def _status(state: dict[str, Any]) -> str:
+    status = state.get("Status", "unknown")
+    if status == "exited":
+        return f"Exited ({state.get('ExitCode', 0)})"
+    if status == "running":
+        return "Up"
+    return str(status).capitalize()
+
+
+@cli.command()
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers.")
+@click.option("-q", "--quiet", is_flag=True, help="Only ids.")
+@click.option("--no-trunc", is_flag=True, help="Full ids and commands.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_ctx
+def ps(ctx: Context, show_all: bool, quiet: bool, no_trunc: bool, fmt: str) -> None:
+    """List containers (running ones, or all with -a)."""
+    rows = []
+    for c in ctx.store().containers():
+        doc = c.read()
+        if not show_all and doc.get("State", {}).get("Status") != "running":
+            continue
+        rows.append(doc)
+    if quiet:
+        for doc in rows:
+            click.echo(doc["Id"] if no_trunc else doc["Id"][:12])
+        return
+    if fmt == "json":
+        for doc in rows:
+            click.echo(json.dumps(doc, sort_keys=True))
+        return
+    table = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    for doc in rows:
+        cmd = " ".join(doc.get("Config", {}).get("Cmd", []))
+        if not no_trunc and len(cmd) > 20:
+            cmd = cmd[:19] + "…"
+        table.append((doc["Id"] if no_trunc else doc["Id"][:12],
+                      doc.get("Config", {}).get("Image", ""), f'"{cmd}"',
+                      _age(doc.get("Created", "")), _status(doc.get("State", {})),
+                      doc.get("Name", "")))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@cli.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@pass_ctx
+def rm(ctx: Context, containers: tuple[str, ...], force: bool) -> None:
+    """Remove containers."""
+    store = ctx.store()
+    failed = False
+    for ref in containers:
+        try:
+            c = store.find(ref)
+            state = c.read().get("State", {})
+            if state.get("Status") == "running" and owner_alive(state.get("Owner", {})):
+                if not force:
+                    raise PyrunError(f"container {ref} is running: stop it or use -f")
+                pid = int(state.get("Pid", 0))
+                if pid > 0:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            runtime.remove_container(c)
+            click.echo(ref)
+        except PyrunError as e:
+            click.echo(f"pyrun: {e}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+def main() -> None:
+    """Entry point: click's own usage errors exit 125 like Docker's, and no
+    error ever shows a traceback."""
+    try:
+        cli.main(standalone_mode=False, prog_name="pyrun")
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.format_message())
+        sys.exit(0)
+    except click.exceptions.UsageError as e:
+        click.echo(f"pyrun: {e.format_message()}", err=True)
+        if e.ctx is not None:
+            click.echo(f"See '{e.ctx.command_path} --help'.", err=True)
+        sys.exit(125)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except PyrunError as e:
+        click.echo(f"pyrun: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as e:
+        # Anything the host refused that no layer turned into a PyrunError.
+        where = f" {e.filename}" if e.filename else ""
+        click.echo(f"pyrun:{where}: {(e.strerror or str(e)).lower()}", err=True)
+        sys.exit(125)
+    except BrokenPipeError:
+        sys.exit(141)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Containers on disk: ids, directories, state files, locks.
+
+Layout (``--root``, default /var/lib/pyrun)::
+
+    containers/<id>/state.json   what `ps` shows; written atomically
+    containers/<id>/upper, work  the overlay's writable layer
+    containers/<id>/merged       the overlay mount point (the container's /)
+    containers/<id>/etc/         hostname, hosts, resolv.conf bind-mounted in
+    containers.lock              taken while names are checked and dirs made
+
+Every container records the pid and start time of the pyrun process that owns
+it; a container whose owner is gone was left by a killed pyrun and is cleaned
+up by the next pyrun (see runtime.collect_garbage).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyrun.errors import PyrunError
+
+DEFAULT_ROOT = Path("/var/lib/pyrun")
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file so that readers see the old or the new content, never a
+    part: write a temp file in the same directory, fsync, rename(2)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        with _ignore_missing():
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, doc: Any) -> None:
+    write_atomic(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+
+
+@contextmanager
+def _ignore_missing() -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        pass
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock(2): released by the kernel if we are killed."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: with the pid, it names one process even
+    after the pid number is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owner_alive(owner: dict[str, int]) -> bool:
+    start = process_start_time(owner.get("pid", 0))
+    return start is not None and start == owner.get("start")
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    dir: Path
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
+
+    @property
+    def merged(self) -> Path:
+        return self.dir / "merged"
+
+    @property
+    def etc(self) -> Path:
+        return self.dir / "etc"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    def read(self) -> dict[str, Any]:
+        try:
+            doc: dict[str, Any] = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            doc = {"Id": self.id, "Name": "", "State": {"Status": "unknown"}}
+        return doc
+
+    def update(self, **state: Any) -> None:
+        doc = self.read()
+        doc.setdefault("State", {}).update(state)
+        write_json(self.state_file, doc)
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.containers_dir = root / "containers"
+
+    def lock(self) -> Any:
+        """Held while names are checked, directories made or collected."""
+        self.containers_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+        return file_lock(self.root / "containers.lock")
+
+    def containers(self) -> list[Container]:
+        if not self.containers_dir.is_dir():
+            return []
+        return [Container(p.name, p) for p in sorted(self.containers_dir.iterdir())
+                if p.is_dir() and not p.name.startswith(".")]
+
+    def create(self, name: str | None, config: dict[str, Any]) -> Container:
+        """Make the directory of a new container, its name checked unique
+        under the store lock so two concurrent runs cannot both take it."""
+        with self.lock():
+            if name is not None and any(c.read().get("Name") == name for c in self.containers()):
+                raise PyrunError(f"the container name {name!r} is already in use; "
+                                 "remove that container or choose another name")
+            cid = secrets.token_hex(32)
+            # Build the directory under a temporary name, then rename: a
+            # killed pyrun leaves either nothing or a complete container.
+            tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=self.containers_dir))
+            for sub in ("upper", "work", "merged", "etc"):
+                (tmp / sub).mkdir()
+            me = os.getpid()
+            doc = {
+                "Id": cid,
+                "Name": name or f"pyrun_{cid[:12]}",
+                "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "Config": config,
+                "State": {"Status": "created", "Owner": {"pid": me,
+                                                          "start": process_start_time(me)}},
+            }
+            write_json(tmp / "state.json", doc)
+            os.chmod(tmp, 0o711)
+            os.rename(tmp, self.containers_dir / cid)
+            return Container(cid, self.containers_dir / cid)
+
+    def find(self, ref: str) -> Container:
+        """By full id, unique id prefix, or name (as Docker resolves them)."""
+        matches = [c for c in self.containers()
+                   if c.id.startswith(ref) or c.read().get("Name") == ref]
+        exact = [c for c in matches if c.id == ref or c.read().get("Name") == ref]
+        if exact:
+            return exact[0]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise PyrunError(f"no such container: {ref}")
+        raise PyrunError(f"container reference {ref!r} is ambiguous")
+
+    def leftovers(self) -> list[Path]:
+        """Half-made container directories of a pyrun killed in create()."""
+        if not self.containers_dir.is_dir():
+            return []
+        return [p for p in self.containers_dir.iterdir() if p.name.startswith(".new-")]
