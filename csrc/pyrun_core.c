@@ -127,7 +127,47 @@ static int wait_msg(struct child *c, int type)
  * stay inside the root: an image cannot point a mount target at the host.
  * Returns an O_PATH fd; mount(2) then targets "/proc/self/fd/N".
  */
+static int open_in_root_depth(struct child *c, const char *path, int create, int is_file,
+                              int depth);
+
 static int open_in_root(struct child *c, const char *path, int create, int is_file)
+{
+    return open_in_root_depth(c, path, create, is_file, 0);
+}
+
+/* A component that exists but cannot be opened is a dangling symlink: go on
+ * from where it points, still inside the root, as runc's MkdirAllInRoot
+ * does. `rest` is what follows the component in the original path. */
+static int follow_dangling(struct child *c, int parent, const char *name, const char *prefix,
+                           const char *rest, int create, int is_file, int depth)
+{
+    char link[PATH_BUF], next[PATH_BUF];
+    if (depth >= 40) {
+        errno = ELOOP;
+        return -1;
+    }
+    ssize_t n = readlinkat(parent, name, link, sizeof(link) - 1);
+    if (n < 0)
+        return -1;
+    link[n] = '\0';
+    int len;
+    if (link[0] == '/') {
+        len = snprintf(next, sizeof(next), "%s/%s", link, rest);
+    } else {
+        /* relative to the directory holding the link */
+        const char *slash = strrchr(prefix, '/');
+        int dirlen = slash ? (int)(slash - prefix) : 0;
+        len = snprintf(next, sizeof(next), "%.*s/%s/%s", dirlen, prefix, link, rest);
+    }
+    if (len < 0 || (size_t)len >= sizeof(next)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return open_in_root_depth(c, next, create, is_file, depth + 1);
+}
+
+static int open_in_root_depth(struct child *c, const char *path, int create, int is_file,
+                              int depth)
 {
     struct open_how how;
     memset(&how, 0, sizeof(how));
@@ -184,6 +224,11 @@ static int open_in_root(struct child *c, const char *path, int create, int is_fi
                 return -1;
             }
             fd = syscall(SYS_openat2, c->root_fd, prefix, &how, sizeof(how));
+            if (fd < 0 && errno == ENOENT && r < 0) {
+                fd = follow_dangling(c, parent, name, prefix, path + i, create, is_file, depth);
+                close(parent);
+                return fd;
+            }
         }
         close(parent);
         if (fd < 0)
@@ -323,7 +368,12 @@ static int make_root_private(struct child *c)
     fd_path(src, sizeof(src), c->root_fd);
     if (mount(src, src, NULL, MS_BIND | MS_REC, NULL) < 0)
         return fail(c, PYRUN_STEP_MOUNT, errno, "bind %s onto itself", c->cfg->rootfs);
-    int fd = open(src, O_PATH | O_DIRECTORY | O_CLOEXEC); /* the new mount on top */
+    /* Reopen by name: a lookup by name lands on the new mount stacked on
+     * top, while /proc/self/fd/N would jump to the old (in a user namespace,
+     * locked) mount, which pivot_root(2) refuses with EINVAL. This runs
+     * before the user namespace handshake, while our fsuid is still the
+     * host's and can walk any directory on the way. */
+    int fd = open(c->cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return fail(c, PYRUN_STEP_MOUNT, errno, "open root %s", c->cfg->rootfs);
     close(c->root_fd);
@@ -484,10 +534,19 @@ static int mount_user_mounts(struct child *c)
         char where[64];
         fd_path(where, sizeof(where), fd);
         int r = mount(source, where, m->fstype, m->flags, m->data);
-        if (r == 0 && !m->fstype && m->readonly)
-            r = remount_ro(where);
         int err = errno;
         close(fd);
+        if (r == 0 && !m->fstype && m->readonly) {
+            /* Reopen by path to reach the new mount, not the one below. */
+            fd = open_in_root(c, m->target, 0, 0);
+            r = fd;
+            if (fd >= 0) {
+                fd_path(where, sizeof(where), fd);
+                r = remount_ro(where);
+                err = errno;
+                close(fd);
+            }
+        }
         if (r < 0)
             return fail(c, PYRUN_STEP_MOUNT, err, "mount %s on %s", m->source, m->target);
         trace(c, "mount %s on %s%s", m->fstype ? m->fstype : m->source, m->target,
@@ -826,9 +885,9 @@ static void child_main(const struct pyrun_config *cfg, int sync_fd)
 
     STEP(reset_signals(&c));
     STEP(open_host_paths(&c));
+    STEP(make_root_private(&c));
     if (cfg->clone_flags & CLONE_NEWUSER)
         STEP(sync_userns(&c));
-    STEP(make_root_private(&c));
     STEP(mount_proc(&c));
     STEP(mount_sys(&c));
     STEP(mount_dev(&c));

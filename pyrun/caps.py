@@ -58,7 +58,17 @@ def mask(names: Iterable[str]) -> int:
 
 
 def all_caps() -> int:
-    return (1 << (last_cap() + 1)) - 1
+    """Every capability pyrun itself holds: --privileged cannot give more
+    than the caller's own bounding set (capset(2) would refuse)."""
+    known = (1 << (last_cap() + 1)) - 1
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return known & int(line.split()[1], 16)
+    except OSError:
+        pass
+    return known
 
 
 def resolve(add: Iterable[str] = (), drop: Iterable[str] = (), privileged: bool = False) -> int:
