@@ -9,7 +9,6 @@ included by the C source, so the compiler checks both agree.
 
 from cffi import FFI
 
-
 ffibuilder = FFI()
 ffibuilder.cdef(
     """

@@ -9,13 +9,14 @@ import os
 import signal
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pyrun import __version__, config, runtime
-from pyrun.errors import PyrunError
+from pyrun import __version__, caps, config, runtime
+from pyrun.errors import PyrunError, strerror
 from pyrun.image import BUILTIN_DIR, LocalImages
 from pyrun.state import DEFAULT_ROOT, Store, owner_alive
 
@@ -78,7 +79,7 @@ def cli(ctx: click.Context, root: Path) -> None:
 @click.option("--init", is_flag=True, help="Run pyrun-init as PID 1 (reaps zombies).")
 @click.option("--trace", is_flag=True, help="Explain every kernel-level step on stderr.")
 @pass_ctx
-def run(ctx: Context, args: tuple[str, ...], rootfs: Path | None, **opts: Any) -> None:
+def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any) -> None:
     """Run a command in a new container: IMAGE [COMMAND [ARG...]], or with
     --rootfs DIR: COMMAND [ARG...]."""
     if rootfs is None and not args:
@@ -129,7 +130,7 @@ def run(ctx: Context, args: tuple[str, ...], rootfs: Path | None, **opts: Any) -
         trace=opts["trace"],
     )
     # Checked before anything is created: a typo in --cap-add costs nothing.
-    runtime.capabilities.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
+    caps.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
     if spec.tty and not spec.interactive and sys.stdin.isatty():
         pass  # like docker: a pty without stdin attached is allowed
     sys.exit(runtime.Runtime(ctx.root, ctx.images()).run(spec))
@@ -209,10 +210,8 @@ def rm(ctx: Context, containers: tuple[str, ...], force: bool) -> None:
                     raise PyrunError(f"container {ref} is running: stop it or use -f")
                 pid = int(state.get("Pid", 0))
                 if pid > 0:
-                    try:
+                    with suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
             runtime.remove_container(c)
             click.echo(ref)
         except PyrunError as e:
@@ -247,7 +246,7 @@ def main() -> None:
     except OSError as e:
         # Anything the host refused that no layer turned into a PyrunError.
         where = f" {e.filename}" if e.filename else ""
-        click.echo(f"pyrun:{where}: {(e.strerror or str(e)).lower()}", err=True)
+        click.echo(f"pyrun:{where}: {strerror(e)}", err=True)
         sys.exit(125)
     except BrokenPipeError:
         sys.exit(141)

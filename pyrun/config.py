@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyrun.errors import UsageError
+from pyrun.errors import UsageError, strerror
 
 # clone(2) flags, from <linux/sched.h>.
 CLONE_NEWNS = 0x00020000
@@ -134,7 +134,8 @@ class ContainerSpec:
     trace: bool = False
 
 
-def parse_env(items: tuple[str, ...] | list[str], environ: dict[str, str] | None = None) -> list[str]:
+def parse_env(items: tuple[str, ...] | list[str],
+              environ: dict[str, str] | None = None) -> list[str]:
     """-e KEY=VALUE, or -e KEY to copy KEY from pyrun's environment (dropped
     when unset), as Docker does."""
     environ = dict(os.environ) if environ is None else environ
@@ -156,7 +157,7 @@ def read_env_file(path: str) -> list[str]:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError as e:
-        raise UsageError(f"env file {path}: {e.strerror.lower() if e.strerror else e}") from None
+        raise UsageError(f"env file {path}: {strerror(e)}") from None
     items = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     return parse_env(items)
 

@@ -87,7 +87,7 @@ class _Keep:
     def __init__(self) -> None:
         self.refs: list[Any] = []
 
-    def str(self, s: str | None) -> Any:
+    def cstr(self, s: str | None) -> Any:
         if s is None:
             return ffi.NULL
         buf = ffi.new("char[]", os.fsencode(s))
@@ -97,7 +97,7 @@ class _Keep:
     def strv(self, items: tuple[str, ...]) -> Any:
         arr = ffi.new("const char *[]", len(items) + 1)
         for i, s in enumerate(items):
-            arr[i] = self.str(s)
+            arr[i] = self.cstr(s)
         arr[len(items)] = ffi.NULL
         self.refs.append(arr)
         return arr
@@ -107,12 +107,12 @@ def _build_config(req: SpawnRequest, keep: _Keep) -> Any:
     cfg = ffi.new("struct pyrun_config *")
     cfg.clone_flags = req.clone_flags
     cfg.cgroup_fd = req.cgroup_fd
-    cfg.rootfs = keep.str(req.rootfs)
+    cfg.rootfs = keep.cstr(req.rootfs)
     cfg.readonly_rootfs = int(req.readonly_rootfs)
-    cfg.hostname = keep.str(req.hostname)
+    cfg.hostname = keep.cstr(req.hostname)
     cfg.argv = keep.strv(req.argv)
     cfg.envp = keep.strv(req.envp)
-    cfg.cwd = keep.str(req.cwd)
+    cfg.cwd = keep.cstr(req.cwd)
     cfg.uid = req.uid
     cfg.gid = req.gid
     groups = ffi.new("gid_t[]", list(req.groups) or [0])
@@ -127,11 +127,11 @@ def _build_config(req: SpawnRequest, keep: _Keep) -> Any:
     mounts = ffi.new("struct pyrun_mount[]", max(len(req.mounts), 1))
     keep.refs.append(mounts)
     for i, m in enumerate(req.mounts):
-        mounts[i].source = keep.str(m.source)
-        mounts[i].target = keep.str(m.target)
-        mounts[i].fstype = keep.str(m.fstype)
+        mounts[i].source = keep.cstr(m.source)
+        mounts[i].target = keep.cstr(m.target)
+        mounts[i].fstype = keep.cstr(m.fstype)
         mounts[i].flags = m.flags
-        mounts[i].data = keep.str(m.data)
+        mounts[i].data = keep.cstr(m.data)
         mounts[i].readonly = int(m.readonly)
         mounts[i].is_file = int(m.is_file)
     cfg.mounts = mounts
@@ -223,7 +223,7 @@ def spawn(req: SpawnRequest) -> Child:
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     """mount(2) for the parent's own mounts (the overlay root)."""
     keep = _Keep()
-    r = lib.mount(keep.str(source), keep.str(target), keep.str(fstype), flags, keep.str(data))
+    r = lib.mount(keep.cstr(source), keep.cstr(target), keep.cstr(fstype), flags, keep.cstr(data))
     if r < 0:
         err = ffi.errno
         raise OSError(err, os.strerror(err), target)

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class PyrunError(Exception):
     """A failure of pyrun itself; the CLI prints it on one line, exits 125."""
@@ -24,3 +26,9 @@ class CommandNotFound(PyrunError):
 
 class CommandNotExecutable(PyrunError):
     exit_code = 126
+
+
+def strerror(e: OSError) -> str:
+    """'no such file or directory': the lowercase errno text pyrun's one-line
+    messages end with (crun's style)."""
+    return (os.strerror(e.errno) if e.errno else str(e)).lower()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyrun import core
 from pyrun.config import IdMap
-from pyrun.errors import PyrunError
+from pyrun.errors import PyrunError, strerror
 
 
 def mount_overlay(layers: tuple[Path, ...], upper: Path, work: Path, merged: Path) -> str:
@@ -28,7 +28,7 @@ def mount_overlay(layers: tuple[Path, ...], upper: Path, work: Path, merged: Pat
     try:
         core.mount("overlay", str(merged), "overlay", 0, options)
     except OSError as e:
-        raise PyrunError(f"mount overlay on {merged}: {e.strerror.lower()}") from None
+        raise PyrunError(f"mount overlay on {merged}: {strerror(e)}") from None
     return options
 
 
@@ -45,7 +45,7 @@ def unmount(path: Path) -> None:
         core.umount(str(path), detach=True)
     except OSError as e:
         if e.errno not in (errno.EINVAL, errno.ENOENT):
-            raise PyrunError(f"unmount {path}: {e.strerror.lower()}") from None
+            raise PyrunError(f"unmount {path}: {strerror(e)}") from None
 
 
 def is_mounted(path: Path) -> bool:
@@ -120,7 +120,9 @@ def _entries(text: str | None, fields: int) -> list[list[str]]:
     if not text:
         return []
     rows = [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
-    return [r for r in rows if len(r) >= fields]
+    # Entries with non-numeric ids are skipped, as libc's getpwent would.
+    return [r for r in rows if len(r) >= fields and r[2].isdigit()
+            and (fields < 7 or r[3].isdigit())]
 
 
 def resolve_user(root: Path, spec: str) -> User:
@@ -140,10 +142,10 @@ def resolve_user(root: Path, spec: str) -> User:
                 name, gid = row[0], int(row[3])
                 break
     else:
-        row = next((r for r in passwd if r[0] == user_part), None)
-        if row is None:
+        entry = next((r for r in passwd if r[0] == user_part), None)
+        if entry is None:
             raise PyrunError(f"unable to find user {user_part}: no matching entries in passwd file")
-        name, uid, gid = row[0], int(row[2]), int(row[3])
+        name, uid, gid = entry[0], int(entry[2]), int(entry[3])
 
     if group_part:
         if group_part.isdigit():

@@ -22,7 +22,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,21 +44,13 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException:
-        with _ignore_missing():
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
 def write_json(path: Path, doc: Any) -> None:
     write_atomic(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
-
-
-@contextmanager
-def _ignore_missing() -> Iterator[None]:
-    try:
-        yield
-    except FileNotFoundError:
-        pass
 
 
 @contextmanager

@@ -84,5 +84,7 @@ class LocalImages:
                         raise PyrunError(f"image {name}: invalid config.json: {e}") from None
                 return Image(name=short, layers=((image_dir / "rootfs").resolve(),),
                              config=ImageConfig.from_json(doc))
-        hint = " (run `make rootfs` to build the embedded busybox image)" if short == "busybox" else ""
+        hint = ""
+        if short == "busybox":
+            hint = " (run `make rootfs` to build the embedded busybox image)"
         raise PyrunError(f"image {name!r} not found{hint}")
