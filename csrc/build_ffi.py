@@ -94,6 +94,8 @@ ffibuilder.cdef(
 
     int pyrun_spawn(const struct pyrun_config *cfg, struct pyrun_child *child);
     int pyrun_open_in_root(int root_fd, const char *path, int flags);
+    int pyrun_userns_fd(const char *map);
+    int pyrun_idmap_mount(const char *source, const char *target, int userns_fd);
 
     /* libc, for the parent's own mounts (the overlay root). */
     int mount(const char *source, const char *target, const char *fstype,

@@ -35,6 +35,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -59,21 +60,27 @@ struct child {
 
 /* ---- messages to the parent ------------------------------------------- */
 
-static int send_msg(int fd, int type, int step, int err, const char *fmt, va_list ap)
+static int send_msg(int fd, const struct pyrun_msg *msg)
+{
+    /* SOCK_SEQPACKET keeps message boundaries: one send, one message. */
+    ssize_t n;
+    do {
+        n = send(fd, msg, sizeof(*msg), MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(*msg) ? 0 : -1;
+}
+
+/* vsnprintf is not on the async-signal-safe list, but it takes no lock and
+ * does not allocate for these formats; the child is single-threaded. */
+static int send_text(int fd, int type, int step, int err, const char *fmt, va_list ap)
 {
     struct pyrun_msg msg;
     memset(&msg, 0, sizeof(msg));
     msg.type = type;
     msg.step = step;
     msg.err = err;
-    if (fmt)
-        vsnprintf(msg.text, sizeof(msg.text), fmt, ap);
-    /* SOCK_SEQPACKET keeps message boundaries: one send, one message. */
-    ssize_t n;
-    do {
-        n = send(fd, &msg, sizeof(msg), MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof(msg) ? 0 : -1;
+    vsnprintf(msg.text, sizeof(msg.text), fmt, ap);
+    return send_msg(fd, &msg);
 }
 
 static void trace(struct child *c, const char *fmt, ...)
@@ -82,7 +89,7 @@ static void trace(struct child *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    send_msg(c->sync_fd, PYRUN_MSG_TRACE, 0, 0, fmt, ap);
+    send_text(c->sync_fd, PYRUN_MSG_TRACE, 0, 0, fmt, ap);
     va_end(ap);
 }
 
@@ -91,16 +98,17 @@ static int fail(struct child *c, int step, int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    send_msg(c->sync_fd, PYRUN_MSG_ERROR, step, err, fmt, ap);
+    send_text(c->sync_fd, PYRUN_MSG_ERROR, step, err, fmt, ap);
     va_end(ap);
     return -1;
 }
 
 static int send_simple(struct child *c, int type)
 {
-    va_list ap; /* unused: fmt is NULL */
-    memset(&ap, 0, sizeof(ap));
-    return send_msg(c->sync_fd, type, 0, 0, NULL, ap);
+    struct pyrun_msg msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.type = type;
+    return send_msg(c->sync_fd, &msg);
 }
 
 /* Block until the parent sends `type`. EOF means the parent died or gave up. */
@@ -959,4 +967,91 @@ int pyrun_open_in_root(int root_fd, const char *path, int flags)
     how.flags = (uint64_t)(flags | O_CLOEXEC);
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
     return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+}
+
+/* ---- parent-side helpers: idmapped layers for --userns private --------- */
+
+/*
+ * A user namespace holding `map` (one uid_map/gid_map line), as an fd.
+ * The kernel wants a user namespace, not a mapping, to idmap a mount
+ * (mount_setattr(2), MOUNT_ATTR_IDMAP); a namespace lives as long as a
+ * process or an fd holds it, so a short-lived child makes it and exits.
+ * The child runs no Python: it blocks on a pipe until we close it.
+ */
+int pyrun_userns_fd(const char *map)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -1;
+    struct clone_args args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CLONE_NEWUSER;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid < 0) {
+        int err = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        errno = err;
+        return -1;
+    }
+    if (pid == 0) {
+        char byte;
+        close(pipefd[1]);
+        while (read(pipefd[0], &byte, 1) < 0 && errno == EINTR)
+            ;
+        _exit(0);
+    }
+    close(pipefd[0]);
+
+    int fd = -1, err = 0;
+    static const char *const files[] = {"uid_map", "gid_map"};
+    for (size_t i = 0; i < 2 && !err; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%ld/%s", pid, files[i]);
+        int mfd = open(path, O_WRONLY | O_CLOEXEC);
+        if (mfd < 0 || write(mfd, map, strlen(map)) != (ssize_t)strlen(map))
+            err = errno;
+        if (mfd >= 0)
+            close(mfd);
+    }
+    if (!err) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%ld/ns/user", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            err = errno;
+    }
+    close(pipefd[1]); /* the child reads EOF and exits */
+    while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    errno = err;
+    return err ? -1 : fd;
+}
+
+/*
+ * Mount a copy of `source` at `target`, idmapped through userns_fd: a file
+ * owned by host uid 0 appears as the namespace's root, i.e. as host uid
+ * 100000 (for "0 100000 65536"), without copying or chowning anything.
+ * open_tree(2) clones the mount detached, mount_setattr(2) sets the idmap
+ * (only allowed on a detached mount), move_mount(2) attaches it.
+ * Fails with EINVAL where the filesystem does not support idmapped mounts
+ * (e.g. tmpfs before Linux 6.3); the caller falls back to a shifted copy.
+ */
+int pyrun_idmap_mount(const char *source, const char *target, int userns_fd)
+{
+    int tree = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0)
+        return -1;
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = (uint64_t)userns_fd;
+    int r = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr));
+    if (r == 0)
+        r = move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+    int err = errno;
+    close(tree);
+    errno = err;
+    return r;
 }

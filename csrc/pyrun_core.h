@@ -126,4 +126,10 @@ int pyrun_spawn(const struct pyrun_config *cfg, struct pyrun_child *child);
  * symlink in an image (say /etc/passwd -> /host/secret) cannot lead out. */
 int pyrun_open_in_root(int root_fd, const char *path, int flags);
 
+/* A user namespace fd whose uid_map and gid_map are both `map`. */
+int pyrun_userns_fd(const char *map);
+
+/* Bind `source` on `target` as an idmapped mount (mount_setattr(2)). */
+int pyrun_idmap_mount(const char *source, const char *target, int userns_fd);
+
 #endif

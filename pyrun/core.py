@@ -236,6 +236,21 @@ def umount(target: str, detach: bool = False) -> None:
         raise OSError(err, os.strerror(err), target)
 
 
+def userns_fd(idmap_line: str) -> int:
+    """An fd of a new user namespace mapped by one uid/gid_map line."""
+    fd: int = lib.pyrun_userns_fd(idmap_line.encode())
+    if fd < 0:
+        err = ffi.errno
+        raise OSError(err, os.strerror(err), "user namespace")
+    return fd
+
+
+def idmap_mount(source: str, target: str, userns: int) -> None:
+    if lib.pyrun_idmap_mount(os.fsencode(source), os.fsencode(target), userns) < 0:
+        err = ffi.errno
+        raise OSError(err, os.strerror(err), source)
+
+
 def open_in_root(root_fd: int, path: str, flags: int = os.O_RDONLY) -> int:
     """openat2(RESOLVE_IN_ROOT): open a path of a container's root from the
     host without following its symlinks out of it."""

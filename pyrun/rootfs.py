@@ -54,6 +54,31 @@ def is_mounted(path: Path) -> bool:
         return any(line.split()[4] == target for line in f)
 
 
+def idmapped_layers(layers: tuple[Path, ...], idmap: IdMap, mount_dir: Path) -> tuple[Path, ...]:
+    """For --userns private: each layer bind-mounted through an idmap
+    (mount_setattr(2) MOUNT_ATTR_IDMAP), so host uid 0 appears as the
+    namespace's root with no copy. Raises OSError where the filesystem
+    cannot (then shifted_layers is the fallback); mounts made so far are
+    undone by unmount_layers."""
+    userns = core.userns_fd(idmap.line())
+    try:
+        out = []
+        for i, layer in enumerate(layers):
+            target = mount_dir / str(i)
+            target.mkdir(parents=True, exist_ok=True)
+            core.idmap_mount(str(layer), str(target), userns)
+            out.append(target)
+        return tuple(out)
+    finally:
+        os.close(userns)
+
+
+def unmount_layers(mount_dir: Path) -> None:
+    if mount_dir.is_dir():
+        for target in sorted(mount_dir.iterdir()):
+            unmount(target)
+
+
 def shifted_layers(layers: tuple[Path, ...], idmap: IdMap, cache: Path) -> tuple[Path, ...]:
     """For --userns private: copies of the layers whose owners are shifted
     into the host range of the user namespace, so that root's files inside

@@ -38,7 +38,7 @@ from pyrun.config import (
     merge_env,
     tmpfs_flags,
 )
-from pyrun.errors import PyrunError, UsageError
+from pyrun.errors import PyrunError, UsageError, strerror
 from pyrun.image import Image, image_for_rootfs
 from pyrun.state import Container, Store, owner_alive
 
@@ -226,15 +226,21 @@ def collect_garbage(store: Store, trace: Tracer) -> None:
             if owner_alive(state.get("Owner", {})):
                 continue
             trace(f"clean up container {container.short_id}: its pyrun is gone")
-            rootfs.unmount(container.merged)
             if doc.get("Config", {}).get("AutoRemove"):
-                shutil.rmtree(container.dir, ignore_errors=True)
+                remove_container(container)
             else:
+                unmount_container(container)
                 container.update(Status="exited", ExitCode=137, Pid=0)
 
 
-def remove_container(container: Container) -> None:
+def unmount_container(container: Container) -> None:
+    """Idempotent: the overlay first, then the layers it stacks."""
     rootfs.unmount(container.merged)
+    rootfs.unmount_layers(container.lower)
+
+
+def remove_container(container: Container) -> None:
+    unmount_container(container)
     shutil.rmtree(container.dir, ignore_errors=True)
 
 
@@ -271,11 +277,26 @@ class Runtime:
         try:
             return self._run(spec, image, argv, container, trace)
         finally:
-            rootfs.unmount(container.merged)
+            unmount_container(container)
             trace(f"unmount {container.merged}")
             if spec.remove:
-                shutil.rmtree(container.dir, ignore_errors=True)
+                remove_container(container)
                 trace(f"remove {container.dir} (--rm)")
+
+    def _layers_for_userns(self, layers: tuple[Path, ...], idmap: IdMap, container: Container,
+                           trace: Tracer) -> tuple[Path, ...]:
+        """The image as root of the user namespace sees it: idmapped mounts
+        where the filesystem supports them, else a cached shifted copy."""
+        try:
+            mapped = rootfs.idmapped_layers(layers, idmap, container.lower)
+            trace(f"idmapped mounts of the image layers: host uid 0 appears as "
+                  f"{idmap.outside} ({idmap.line().strip()})")
+            return mapped
+        except OSError as e:
+            rootfs.unmount_layers(container.lower)
+            trace(f"idmapped mount refused ({strerror(e)}): using a copy with owners "
+                  f"shifted by {idmap.outside}")
+            return rootfs.shifted_layers(layers, idmap, self.root / "idmap")
 
     def _run(self, spec: ContainerSpec, image: Image, argv: list[str], container: Container,
              trace: Tracer) -> int:
@@ -283,11 +304,10 @@ class Runtime:
         layers = image.layers
         owner = None
         if idmap is not None:
-            layers = rootfs.shifted_layers(layers, idmap, self.root / "idmap")
+            layers = self._layers_for_userns(layers, idmap, container, trace)
             owner = (idmap.outside, idmap.outside)
             for d in (container.upper, container.work, container.etc):
                 os.chown(d, *owner)
-            trace(f"user namespace: image layers copied with owners shifted by {idmap.outside}")
         options = rootfs.mount_overlay(layers, container.upper, container.work, container.merged)
         trace(f"mount overlay on {container.merged}: {options}")
 

@@ -103,6 +103,11 @@ class Container:
         return self.dir / "merged"
 
     @property
+    def lower(self) -> Path:
+        """Idmapped mounts of the image layers, with --userns private."""
+        return self.dir / "lower"
+
+    @property
     def etc(self) -> Path:
         return self.dir / "etc"
 
