@@ -18,18 +18,19 @@ import click
 from pyrun import __version__, caps, config, runtime
 from pyrun.errors import PyrunError, strerror
 from pyrun.image import BUILTIN_DIR, LocalImages
-from pyrun.state import DEFAULT_ROOT, Store, owner_alive
+from pyrun.state import DEFAULT_ROOT, DEFAULT_RUNROOT, Store, owner_alive
 
 
 class Context:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, runroot: Path) -> None:
         self.root = root
+        self.runroot = runroot
 
     def images(self) -> LocalImages:
         return LocalImages([self.root / "images", BUILTIN_DIR])
 
     def store(self) -> Store:
-        return Store(self.root)
+        return Store(self.root, self.runroot)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -39,11 +40,15 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.option("--root", type=click.Path(path_type=Path), envvar="PYRUN_ROOT",
               default=DEFAULT_ROOT, show_default=True,
               help="Directory for pyrun's state (also PYRUN_ROOT).")
+@click.option("--runroot", type=click.Path(path_type=Path), envvar="PYRUN_RUNROOT",
+              default=DEFAULT_RUNROOT, show_default=True,
+              help="Directory for runtime files: mount points, generated /etc files "
+                   "(also PYRUN_RUNROOT).")
 @click.version_option(__version__, prog_name="pyrun")
 @click.pass_context
-def cli(ctx: click.Context, root: Path) -> None:
+def cli(ctx: click.Context, root: Path, runroot: Path) -> None:
     """pyrun: run Linux containers, no daemon. `pyrun run --trace ...` shows how."""
-    ctx.obj = Context(root.absolute())
+    ctx.obj = Context(root.absolute(), runroot.absolute())
 
 
 @cli.command(context_settings={"allow_interspersed_args": False, "help_option_names": ["--help"]})
@@ -133,7 +138,7 @@ def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any
     caps.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
     if spec.tty and not spec.interactive and sys.stdin.isatty():
         pass  # like docker: a pty without stdin attached is allowed
-    sys.exit(runtime.Runtime(ctx.root, ctx.images()).run(spec))
+    sys.exit(runtime.Runtime(ctx.store(), ctx.images()).run(spec))
 
 
 def _age(created: str) -> str:

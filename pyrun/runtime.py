@@ -218,6 +218,10 @@ def collect_garbage(store: Store, trace: Tracer) -> None:
     with store.lock():
         for path in store.leftovers():
             shutil.rmtree(path, ignore_errors=True)
+        for path in store.orphan_rundirs():
+            rootfs.unmount(path / "merged")
+            rootfs.unmount_layers(path / "lower")
+            shutil.rmtree(path, ignore_errors=True)
         for container in store.containers():
             doc = container.read()
             state = doc.get("State", {})
@@ -242,6 +246,7 @@ def unmount_container(container: Container) -> None:
 def remove_container(container: Container) -> None:
     unmount_container(container)
     shutil.rmtree(container.dir, ignore_errors=True)
+    shutil.rmtree(container.rundir, ignore_errors=True)
 
 
 def write_id_maps(pid: int, idmap: IdMap, trace: Tracer) -> None:
@@ -255,10 +260,10 @@ def write_id_maps(pid: int, idmap: IdMap, trace: Tracer) -> None:
 
 
 class Runtime:
-    def __init__(self, root: Path, images: ImageSource) -> None:
-        self.root = root
+    def __init__(self, store: Store, images: ImageSource) -> None:
+        self.root = store.root
         self.images = images
-        self.store = Store(root)
+        self.store = store
 
     def run(self, spec: ContainerSpec) -> int:
         trace = Tracer(spec.trace)

@@ -1,12 +1,15 @@
 """Containers on disk: ids, directories, state files, locks.
 
-Layout (``--root``, default /var/lib/pyrun)::
+Layout: what must survive a reboot under ``--root`` (default /var/lib/pyrun),
+what must not under ``--runroot`` (default /run/pyrun, a tmpfs: after a
+reboot no stale mount point or generated file can be mistaken for live)::
 
-    containers/<id>/state.json   what `ps` shows; written atomically
-    containers/<id>/upper, work  the overlay's writable layer
-    containers/<id>/merged       the overlay mount point (the container's /)
-    containers/<id>/etc/         hostname, hosts, resolv.conf bind-mounted in
-    containers.lock              taken while names are checked and dirs made
+    <root>/containers/<id>/state.json   what `ps` shows; written atomically
+    <root>/containers/<id>/upper, work  the overlay's writable layer
+    <root>/containers.lock              taken while names are checked, dirs made
+    <runroot>/<id>/merged               the overlay mount point (the container's /)
+    <runroot>/<id>/lower/N              idmapped layer mounts (--userns private)
+    <runroot>/<id>/etc/                 hostname, hosts, resolv.conf bound in
 
 Every container records the pid and start time of the pyrun process that owns
 it; a container whose owner is gone was left by a killed pyrun and is cleaned
@@ -30,6 +33,7 @@ from typing import Any
 from pyrun.errors import PyrunError
 
 DEFAULT_ROOT = Path("/var/lib/pyrun")
+DEFAULT_RUNROOT = Path("/run/pyrun")
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -84,7 +88,8 @@ def owner_alive(owner: dict[str, int]) -> bool:
 @dataclass(frozen=True)
 class Container:
     id: str
-    dir: Path
+    dir: Path     # under --root
+    rundir: Path  # under --runroot
 
     @property
     def short_id(self) -> str:
@@ -100,16 +105,16 @@ class Container:
 
     @property
     def merged(self) -> Path:
-        return self.dir / "merged"
+        return self.rundir / "merged"
 
     @property
     def lower(self) -> Path:
         """Idmapped mounts of the image layers, with --userns private."""
-        return self.dir / "lower"
+        return self.rundir / "lower"
 
     @property
     def etc(self) -> Path:
-        return self.dir / "etc"
+        return self.rundir / "etc"
 
     @property
     def state_file(self) -> Path:
@@ -129,9 +134,13 @@ class Container:
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, runroot: Path) -> None:
         self.root = root
+        self.runroot = runroot
         self.containers_dir = root / "containers"
+
+    def _container(self, cid: str) -> Container:
+        return Container(cid, self.containers_dir / cid, self.runroot / cid)
 
     def lock(self) -> Any:
         """Held while names are checked, directories made or collected."""
@@ -141,7 +150,7 @@ class Store:
     def containers(self) -> list[Container]:
         if not self.containers_dir.is_dir():
             return []
-        return [Container(p.name, p) for p in sorted(self.containers_dir.iterdir())
+        return [self._container(p.name) for p in sorted(self.containers_dir.iterdir())
                 if p.is_dir() and not p.name.startswith(".")]
 
     def create(self, name: str | None, config: dict[str, Any]) -> Container:
@@ -155,7 +164,7 @@ class Store:
             # Build the directory under a temporary name, then rename: a
             # killed pyrun leaves either nothing or a complete container.
             tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=self.containers_dir))
-            for sub in ("upper", "work", "merged", "etc"):
+            for sub in ("upper", "work"):
                 (tmp / sub).mkdir()
             me = os.getpid()
             doc = {
@@ -168,8 +177,11 @@ class Store:
             }
             write_json(tmp / "state.json", doc)
             os.chmod(tmp, 0o711)
-            os.rename(tmp, self.containers_dir / cid)
-            return Container(cid, self.containers_dir / cid)
+            container = self._container(cid)
+            for d in (container.merged, container.etc):
+                d.mkdir(parents=True, mode=0o711)
+            os.rename(tmp, container.dir)
+            return container
 
     def find(self, ref: str) -> Container:
         """By full id, unique id prefix, or name (as Docker resolves them)."""
@@ -183,6 +195,14 @@ class Store:
         if not matches:
             raise PyrunError(f"no such container: {ref}")
         raise PyrunError(f"container reference {ref!r} is ambiguous")
+
+    def orphan_rundirs(self) -> list[Path]:
+        """Runtime directories whose container is gone (a pyrun killed
+        between making them and renaming the container into place)."""
+        if not self.runroot.is_dir():
+            return []
+        return [p for p in self.runroot.iterdir()
+                if len(p.name) == 64 and not (self.containers_dir / p.name).exists()]
 
     def leftovers(self) -> list[Path]:
         """Half-made container directories of a pyrun killed in create()."""

@@ -45,11 +45,12 @@ class Result:
 class Pyrun:
     """Runs the real `pyrun` command against a private store."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, runroot: Path) -> None:
         self.root = root
+        self.runroot = runroot
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYRUN_ROOT": str(self.root)}
+        return {**os.environ, "PYRUN_ROOT": str(self.root), "PYRUN_RUNROOT": str(self.runroot)}
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "pyrun", *args]
@@ -94,10 +95,10 @@ def processes_rooted_under(path: Path) -> list[int]:
 def pyrun(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pyrun]:
     if "root" in request.keywords and not BUSYBOX_ROOTFS.is_dir():
         pytest.fail("the busybox image is not built: run `make rootfs`")
-    root = tmp_path / "store"
-    yield Pyrun(root)
-    leaks = mounts_under(root)
-    procs = processes_rooted_under(root)
+    root, runroot = tmp_path / "store", tmp_path / "run"
+    yield Pyrun(root, runroot)
+    leaks = mounts_under(root) + mounts_under(runroot)
+    procs = processes_rooted_under(root) + processes_rooted_under(runroot)
     for target in reversed(leaks):  # clean up so one leak fails one test
         subprocess.run(["umount", "-l", target], check=False)
     assert not leaks, f"mounts left behind: {leaks}"

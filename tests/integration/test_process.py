@@ -49,8 +49,8 @@ def test_pyrun_errors_exit_125_with_one_line(pyrun: Pyrun) -> None:
         assert r.stderr.startswith("pyrun: "), r.stderr
         assert "Traceback" not in r.stderr
         assert r.stdout == ""
-    assert not (pyrun.root / "containers").exists() or not list(
-        (pyrun.root / "containers").iterdir())
+    for d in (pyrun.root / "containers", pyrun.runroot):
+        assert not d.exists() or not list(d.iterdir()), list(d.iterdir())
 
 
 def test_no_stray_output_on_stdout(pyrun: Pyrun) -> None:
@@ -252,14 +252,16 @@ def test_killed_pyrun_is_cleaned_up_by_the_next(pyrun: Pyrun) -> None:
     p.wait()
     deadline = time.monotonic() + 5
     from tests.conftest import processes_rooted_under
-    while processes_rooted_under(pyrun.root) and time.monotonic() < deadline:
+    while processes_rooted_under(pyrun.runroot) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not processes_rooted_under(pyrun.root)
+    assert not processes_rooted_under(pyrun.runroot)
     r = pyrun("run", "--rm", "busybox", "true")
     assert r.returncode == 0
     r = pyrun("ps", "-a")
     assert "Exited (137)" in r.stdout
     assert pyrun("rm", pyrun("ps", "-a", "-q").stdout.strip()).returncode == 0
+    assert list(pyrun.runroot.iterdir()) == []
+    assert list((pyrun.root / "containers").iterdir()) == []
 
 
 def test_rootfs_exit_status(pyrun: Pyrun, tmp_path: Path) -> None:
