@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from pyrun import __version__, caps, config, runtime
+from pyrun import __version__, caps, cgroups, config, runtime
 from pyrun.errors import PyrunError, strerror
 from pyrun.image import BUILTIN_DIR, LocalImages
 from pyrun.state import DEFAULT_ROOT, DEFAULT_RUNROOT, Store, owner_alive
@@ -82,6 +82,23 @@ def cli(ctx: click.Context, root: Path, runroot: Path) -> None:
 @click.option("--privileged", is_flag=True, help="All capabilities, no masked paths.")
 @click.option("--security-opt", multiple=True, help="no-new-privileges[:true|false]")
 @click.option("--init", is_flag=True, help="Run pyrun-init as PID 1 (reaps zombies).")
+@click.option("-m", "--memory", help="Memory limit (e.g. 512m): memory.max.")
+@click.option("--memory-swap", help="Memory plus swap limit (-1: unlimited swap).")
+@click.option("--memory-reservation", help="Soft memory limit: memory.low.")
+@click.option("--cpus", help="CPUs (e.g. 0.5): cpu.max.")
+@click.option("-c", "--cpu-shares", type=int, help="Relative CPU weight: cpu.weight.")
+@click.option("--cpuset-cpus", help="CPUs allowed (0-2,4): cpuset.cpus.")
+@click.option("--cpuset-mems", help="Memory nodes allowed: cpuset.mems.")
+@click.option("--pids-limit", type=int, help="Maximum tasks (<=0: unlimited): pids.max.")
+@click.option("--blkio-weight", type=int, help="Block IO weight 10-1000: io.weight.")
+@click.option("--device-read-bps", multiple=True, help="/dev/X:RATE read bytes/s: io.max.")
+@click.option("--device-write-bps", multiple=True, help="/dev/X:RATE write bytes/s: io.max.")
+@click.option("--device-read-iops", multiple=True, help="/dev/X:N read IO/s: io.max.")
+@click.option("--device-write-iops", multiple=True, help="/dev/X:N write IO/s: io.max.")
+@click.option("--oom-kill-disable", is_flag=True,
+              help="Not available with cgroup v2 (ignored with a warning, as Docker does).")
+@click.option("--cgroup-parent", default="pyrun", show_default=True,
+              help="Parent group, relative to the cgroup v2 root.")
 @click.option("--trace", is_flag=True, help="Explain every kernel-level step on stderr.")
 @pass_ctx
 def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any) -> None:
@@ -101,6 +118,20 @@ def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any
             raise PyrunError(f"unsupported --security-opt {opt!r}")
         no_new_privs = value != "false"
     user_ns = config.parse_userns(opts["userns"])
+    if opts["oom_kill_disable"]:
+        click.echo("pyrun: warning: --oom-kill-disable is not supported by cgroup v2; "
+                   "ignored", err=True)
+    devices = tuple((f"--device-{kind.replace('_', '-')}", kind.split("_")[1], value)
+                    for kind in ("read_bps", "write_bps", "read_iops", "write_iops")
+                    for value in opts[f"device_{kind}"])
+    limits = cgroups.parse_limits(
+        memory=opts["memory"], memory_swap=opts["memory_swap"],
+        memory_reservation=opts["memory_reservation"], cpus=opts["cpus"],
+        cpu_shares=opts["cpu_shares"], cpuset_cpus=opts["cpuset_cpus"],
+        cpuset_mems=opts["cpuset_mems"], pids_limit=opts["pids_limit"],
+        blkio_weight=opts["blkio_weight"],
+        devices=tuple((flag, ("r" if "read" in flag else "w") + key, value)
+                      for flag, key, value in devices))
     spec = config.ContainerSpec(
         image=image,
         rootfs=rootfs,
@@ -133,6 +164,8 @@ def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any
         tty=opts["tty"],
         init=opts["init"],
         trace=opts["trace"],
+        limits=limits,
+        cgroup_parent=opts["cgroup_parent"],
     )
     # Checked before anything is created: a typo in --cap-add costs nothing.
     caps.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
@@ -159,6 +192,8 @@ def _status(state: dict[str, Any]) -> str:
         return f"Exited ({state.get('ExitCode', 0)})"
     if status == "running":
         return "Up"
+    if status == "paused":
+        return "Up (Paused)"
     return str(status).capitalize()
 
 
@@ -173,7 +208,7 @@ def ps(ctx: Context, show_all: bool, quiet: bool, no_trunc: bool, fmt: str) -> N
     rows = []
     for c in ctx.store().containers():
         doc = c.read()
-        if not show_all and doc.get("State", {}).get("Status") != "running":
+        if not show_all and doc.get("State", {}).get("Status") not in ("running", "paused"):
             continue
         rows.append(doc)
     if quiet:
@@ -224,6 +259,127 @@ def rm(ctx: Context, containers: tuple[str, ...], force: bool) -> None:
             failed = True
     if failed:
         sys.exit(1)
+
+
+def _running(ctx: Context, refs: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, state) of running containers: the given ones, or all."""
+    store = ctx.store()
+    found = [store.find(r) for r in refs] if refs else store.containers()
+    out = []
+    for c in found:
+        doc = c.read()
+        state = doc.get("State", {})
+        if state.get("Status") in ("running", "paused") and owner_alive(state.get("Owner", {})):
+            out.append((doc.get("Name", c.short_id), state))
+        elif refs:
+            raise PyrunError(f"container {doc.get('Name', c.short_id)} is not running")
+    return out
+
+
+def _cgroup_of(name: str, state: dict[str, Any]) -> cgroups.Cgroup:
+    path = state.get("CgroupPath")
+    if not path:
+        raise PyrunError(f"container {name} has no cgroup (this host mounts no cgroup v2)")
+    return cgroups.load(path)
+
+
+def _mib(n: int | float | None) -> str:
+    return "--" if n is None else f"{n / (1 << 20):.1f}MiB"
+
+
+@cli.command()
+@click.argument("containers", nargs=-1)
+@click.option("--no-stream", is_flag=True, help="Print once instead of every second.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_ctx
+def stats(ctx: Context, containers: tuple[str, ...], no_stream: bool, fmt: str) -> None:
+    """Resource usage of running containers, read from their cgroups."""
+    # CPU % needs two samples: take a first one a quarter second earlier.
+    prev: dict[str, tuple[float, int]] = {
+        name: (time.monotonic(), int(cgroups.stats(_cgroup_of(name, state))["cpu_usage_usec"]
+                                     or 0))
+        for name, state in _running(ctx, containers)}
+    time.sleep(0.25)
+    while True:
+        rows: list[dict[str, Any]] = []
+        for name, state in _running(ctx, containers):
+            s = cgroups.stats(_cgroup_of(name, state))
+            now, used = time.monotonic(), int(s["cpu_usage_usec"] or 0)
+            last = prev.get(name)
+            # CPU % over the last interval, like docker stats: 100% = one CPU.
+            cpu = (used - last[1]) / ((now - last[0]) * 1e4) if last and now > last[0] else None
+            prev[name] = (now, used)
+            limit = s["memory_limit"]
+            usage = s["memory_usage"]
+            rows.append({"Name": name, "CPUPerc": cpu, **s,
+                         "MemPerc": usage / limit * 100 if usage is not None and limit else None})
+        if fmt == "json":
+            for row in rows:
+                click.echo(json.dumps(row, sort_keys=True))
+        else:
+            click.echo(f"{'NAME':<24} {'CPU %':>7} {'MEM USAGE / LIMIT':>24} {'MEM %':>7} "
+                       f"{'PIDS':>5} {'BLOCK I/O':>20}")
+            for r in rows:
+                cpu_txt = "--" if r["CPUPerc"] is None else f"{r['CPUPerc']:.2f}%"
+                mem_txt = "--" if r["MemPerc"] is None else f"{r['MemPerc']:.2f}%"
+                click.echo(f"{r['Name']:<24} {cpu_txt:>7} "
+                           f"{_mib(r['memory_usage']) + ' / ' + _mib(r['memory_limit']):>24} "
+                           f"{mem_txt:>7} {r['pids'] if r['pids'] is not None else '--':>5} "
+                           f"{_mib(r['io_read_bytes']) + ' / ' + _mib(r['io_write_bytes']):>20}")
+        if no_stream:
+            return
+        time.sleep(1)
+
+
+def _freeze(ctx: Context, containers: tuple[str, ...], frozen: bool) -> None:
+    for ref in containers:
+        name, state = _running(ctx, (ref,))[0]
+        _cgroup_of(name, state).freeze(frozen)
+        ctx.store().find(ref).update(Status="paused" if frozen else "running")
+        click.echo(ref)
+
+
+@cli.command()
+@click.argument("containers", nargs=-1, required=True)
+@pass_ctx
+def pause(ctx: Context, containers: tuple[str, ...]) -> None:
+    """Freeze every process of containers (cgroup.freeze)."""
+    _freeze(ctx, containers, True)
+
+
+@cli.command()
+@click.argument("containers", nargs=-1, required=True)
+@pass_ctx
+def unpause(ctx: Context, containers: tuple[str, ...]) -> None:
+    """Thaw paused containers."""
+    _freeze(ctx, containers, False)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_ctx
+def info(ctx: Context, fmt: str) -> None:
+    """What this host offers pyrun: cgroup version, controllers, limits."""
+    host = cgroups.host_info()
+    doc = {
+        "Version": __version__,
+        "Kernel": os.uname().release,
+        "Root": str(ctx.root),
+        "RunRoot": str(ctx.runroot),
+        "CgroupVersion": host.version,
+        "CgroupMount": str(host.mount) if host.mount else None,
+        "CgroupControllers": list(host.controllers),
+        "LimitsEnforceable": host.enforceable,
+    }
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for key, value in doc.items():
+        if isinstance(value, list):
+            value = " ".join(value) or "(none)"
+        click.echo(f"{key}: {value}")
+    if not host.enforceable:
+        click.echo(f"Note: resource limits cannot be enforced here; {cgroups.UNIFIED_FIX}")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyrun.cgroups import Limits
 from pyrun.errors import UsageError, strerror
 
 # clone(2) flags, from <linux/sched.h>.
@@ -132,6 +133,8 @@ class ContainerSpec:
     tty: bool = False
     init: bool = False
     trace: bool = False
+    limits: Limits = field(default_factory=Limits)
+    cgroup_parent: str = "pyrun"
 
 
 def parse_env(items: tuple[str, ...] | list[str],

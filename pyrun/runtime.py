@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Protocol
 
 from pyrun import caps as capabilities
-from pyrun import config, core, rootfs, tty
+from pyrun import cgroups, config, core, rootfs, tty
 from pyrun.config import (
     CLONE_NEWPID,
     DEFAULT_PATH,
@@ -233,18 +233,22 @@ def collect_garbage(store: Store, trace: Tracer) -> None:
             if doc.get("Config", {}).get("AutoRemove"):
                 remove_container(container)
             else:
-                unmount_container(container)
+                release_container(container)
                 container.update(Status="exited", ExitCode=137, Pid=0)
 
 
-def unmount_container(container: Container) -> None:
-    """Idempotent: the overlay first, then the layers it stacks."""
+def release_container(container: Container) -> None:
+    """Idempotent: whatever of a container's cgroup is left, then the overlay,
+    then the layers it stacks."""
+    path = container.read().get("State", {}).get("CgroupPath")
+    if path:
+        cgroups.load(path).destroy()
     rootfs.unmount(container.merged)
     rootfs.unmount_layers(container.lower)
 
 
 def remove_container(container: Container) -> None:
-    unmount_container(container)
+    release_container(container)
     shutil.rmtree(container.dir, ignore_errors=True)
     shutil.rmtree(container.rundir, ignore_errors=True)
 
@@ -275,14 +279,25 @@ class Runtime:
         else:
             raise UsageError("an image or --rootfs is required")
         argv = command_for(spec, image)
+        cgroups.check(spec.limits, spec.cgroup_parent)
         config = {"Image": image.name, "Cmd": argv, "AutoRemove": spec.remove,
                   "Tty": spec.tty, "OpenStdin": spec.interactive}
         container = self.store.create(spec.name, config)
         trace(f"container {container.id}")
+        cgroup = None
         try:
-            return self._run(spec, image, argv, container, trace)
+            cgroup = cgroups.create(container.id, spec.limits, spec.cgroup_parent)
+            if cgroup is not None:
+                container.update(CgroupPath=str(cgroup.path))
+                files = spec.limits.files()
+                trace(f"cgroup {cgroup.path}" + (": " + ", ".join(
+                    f"{k}={v!r}" for k, v in files.items()) if files else " (no limits)"))
+            return self._run(spec, image, argv, container, cgroup, trace)
         finally:
-            unmount_container(container)
+            if cgroup is not None:
+                cgroup.destroy()
+                trace(f"remove cgroup {cgroup.path}")
+            release_container(container)
             trace(f"unmount {container.merged}")
             if spec.remove:
                 remove_container(container)
@@ -304,7 +319,7 @@ class Runtime:
             return rootfs.shifted_layers(layers, idmap, self.root / "idmap")
 
     def _run(self, spec: ContainerSpec, image: Image, argv: list[str], container: Container,
-             trace: Tracer) -> int:
+             cgroup: cgroups.Cgroup | None, trace: Tracer) -> int:
         idmap = spec.userns_map if spec.namespaces.user else None
         layers = image.layers
         owner = None
@@ -335,7 +350,8 @@ class Runtime:
 
         caps = capabilities.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
         clone_flags = spec.namespaces.clone_flags()
-        trace(f"clone3 with {describe_flags(clone_flags)}")
+        trace(f"clone3 with {describe_flags(clone_flags)}"
+              + (f", CLONE_INTO_CGROUP {cgroup.path}: born inside its cgroup" if cgroup else ""))
 
         fds_to_close: list[int] = []
         stdin = -1
@@ -346,6 +362,10 @@ class Runtime:
         if spec.init:
             init_fd = init_memfd()
             fds_to_close.append(init_fd)
+        cgroup_fd = -1
+        if cgroup is not None:
+            cgroup_fd = cgroup.open_fd()
+            fds_to_close.append(cgroup_fd)
 
         req = core.SpawnRequest(
             clone_flags=clone_flags,
@@ -366,6 +386,7 @@ class Runtime:
             stdio=(stdin, -1, -1),
             tty=spec.tty,
             init_fd=init_fd,
+            cgroup_fd=cgroup_fd,
             trace=spec.trace,
         )
         master: list[int] = []
@@ -419,7 +440,11 @@ class Runtime:
                 os.close(fd)
         code = exit_code(status, forwarder.killed_by)
         trace(f"PID 1 exited: status {code}")
-        container.update(Status="exited", ExitCode=code, Pid=0)
+        oom = cgroup is not None and cgroup.oom_killed()
+        if oom:
+            print("pyrun: the container was killed by the OOM killer (memory limit reached)",
+                  file=sys.stderr)
+        container.update(Status="exited", ExitCode=code, Pid=0, OOMKilled=oom)
         return code
 
 

@@ -103,3 +103,14 @@ def pyrun(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pyrun]:
         subprocess.run(["umount", "-l", target], check=False)
     assert not leaks, f"mounts left behind: {leaks}"
     assert not procs, f"processes left behind: {procs}"
+    assert not pyrun_cgroups(), f"cgroups left behind: {pyrun_cgroups()}"
+
+
+def pyrun_cgroups() -> list[str]:
+    """Container groups under pyrun's default cgroup parent."""
+    from pyrun import cgroups
+
+    mount = cgroups.find_mount()
+    parent = mount / cgroups.DEFAULT_PARENT if mount else None
+    return sorted(p.name for p in parent.iterdir() if p.is_dir()) \
+        if parent is not None and parent.is_dir() else []
