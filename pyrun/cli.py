@@ -382,9 +382,24 @@ def info(ctx: Context, fmt: str) -> None:
         click.echo(f"Note: resource limits cannot be enforced here; {cgroups.UNIFIED_FIX}")
 
 
+class Terminated(BaseException):
+    """SIGTERM/SIGHUP outside a container's run: unwind so that every
+    `finally` (unmount, cgroup removal) runs, then exit 128+N."""
+
+    def __init__(self, sig: int) -> None:
+        self.sig = sig
+
+
+def _terminate(sig: int, frame: object) -> None:
+    raise Terminated(sig)
+
+
 def main() -> None:
     """Entry point: click's own usage errors exit 125 like Docker's, and no
     error ever shows a traceback."""
+    # While a container runs, runtime.SignalForwarder takes these over.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     try:
         cli.main(standalone_mode=False, prog_name="pyrun")
     except click.exceptions.NoArgsIsHelpError as e:
@@ -404,6 +419,8 @@ def main() -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Terminated as e:
+        sys.exit(128 + e.sig)
     except OSError as e:
         # Anything the host refused that no layer turned into a PyrunError.
         where = f" {e.filename}" if e.filename else ""
