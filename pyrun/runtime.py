@@ -422,17 +422,20 @@ class Runtime:
                 userns=lambda pid: write_id_maps(pid, idmap, trace) if idmap else None,
                 pty=on_pty, ready=on_ready, trace=trace)
             try:
-                child.handshake(hooks)
+                try:
+                    child.handshake(hooks)
+                finally:
+                    child.close()
+                forwarder.attach(child.pid, child.pidfd)
+                if spec.tty and master:
+                    with tty.raw_mode(0) if spec.interactive else nullcontext():
+                        tty.proxy(master[0], 0 if spec.interactive else None, 1, child.pidfd)
             except BaseException:
+                # Whatever failed, the container must not outlive this run:
+                # its mounts and cgroup are torn down next.
                 signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
                 os.waitpid(child.pid, 0)
                 raise
-            finally:
-                child.close()
-            forwarder.attach(child.pid, child.pidfd)
-            if spec.tty and master:
-                with tty.raw_mode(0) if spec.interactive else nullcontext():
-                    tty.proxy(master[0], 0 if spec.interactive else None, 1, child.pidfd)
             _, status = os.waitpid(child.pid, 0)
         finally:
             forwarder.restore()
