@@ -1,0 +1,129 @@
+"""cgroup v2 limits, enforced for real: these run inside the test VM on a
+pure cgroup v2 kernel (make test-vm). Each reads the group's own files from
+inside the container (/sys/fs/cgroup is its cgroup namespace root)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import Pyrun
+from tests.integration import test_filesystem, test_namespaces, test_process
+
+pytestmark = pytest.mark.vm
+
+
+def test_memory_limit_oom_kills_with_137(pyrun: Pyrun) -> None:
+    # `tail /dev/zero` buffers an endless line: PID 1 itself outgrows 32m.
+    r = pyrun("run", "--name", "oom", "-m", "32m", "--memory-swap", "32m", "busybox",
+              "tail", "/dev/zero", timeout=120)
+    assert r.returncode == 137, r.stderr
+    assert "OOM killer" in r.stderr
+    state = json.loads(next((pyrun.root / "containers").glob("*/state.json")).read_text())
+    assert state["State"]["OOMKilled"] is True
+    assert pyrun("rm", "oom").returncode == 0
+
+
+def test_memory_files_and_no_swap(pyrun: Pyrun) -> None:
+    r = pyrun("run", "--rm", "-m", "64m", "--memory-swap", "64m", "--memory-reservation", "16m",
+              "busybox", "cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.swap.max",
+              "/sys/fs/cgroup/memory.low")
+    assert r.stdout.split() == [str(64 << 20), "0", str(16 << 20)], r.stderr
+
+
+def test_oom_counted_in_memory_events_of_a_child(pyrun: Pyrun) -> None:
+    # A child is killed, PID 1 survives and sees oom_kill counted.
+    r = pyrun("run", "--rm", "-m", "32m", "--memory-swap", "32m", "busybox", "sh", "-c",
+              "tail /dev/zero; grep oom_kill /sys/fs/cgroup/memory.events", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "oom_kill 1" in r.stdout
+
+
+def test_pids_limit_stops_a_fork_loop(pyrun: Pyrun) -> None:
+    r = pyrun("run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c",
+              "for i in $(seq 40); do sleep 30 & done 2>/dev/null; "
+              "cat /sys/fs/cgroup/pids.current /sys/fs/cgroup/pids.max; "
+              "grep max /sys/fs/cgroup/pids.events; echo alive", timeout=120)
+    out = r.stdout.split("\n")
+    assert int(out[0]) <= 20, r.stdout
+    assert out[1] == "20"
+    assert int(out[2].split()[1]) > 0  # forks were refused
+    assert "alive" in r.stdout
+    assert r.returncode == 0
+
+
+def test_cpus_half_a_cpu_is_throttled(pyrun: Pyrun) -> None:
+    r = pyrun("run", "--rm", "--cpus", "0.5", "busybox", "sh", "-c",
+              "cat /sys/fs/cgroup/cpu.max; timeout 3 sh -c 'while :; do :; done'; "
+              "cat /sys/fs/cgroup/cpu.stat", timeout=120)
+    lines = r.stdout.split("\n")
+    assert lines[0] == "50000 100000", r.stdout
+    stat = dict(line.split() for line in lines[1:] if line)
+    assert int(stat["nr_throttled"]) > 0
+    share = int(stat["usage_usec"]) / 3e6
+    assert 0.3 < share < 0.7, share  # about half a CPU over 3 s
+
+
+def test_cpuset_cpus_pins_the_affinity(pyrun: Pyrun) -> None:
+    r = pyrun("run", "--rm", "--cpuset-cpus", "0", "busybox", "sh", "-c",
+              "grep Cpus_allowed_list /proc/self/status; cat /sys/fs/cgroup/cpuset.cpus")
+    assert r.stdout.split() == ["Cpus_allowed_list:", "0", "0"], r.stderr
+
+
+def test_cpu_weight(pyrun: Pyrun) -> None:
+    r = pyrun("run", "--rm", "--cpu-shares", "512", "busybox", "cat",
+              "/sys/fs/cgroup/cpu.weight")
+    assert r.stdout.strip() == "20", r.stderr
+
+
+def test_freeze_and_thaw(pyrun: Pyrun) -> None:
+    p = pyrun.popen("run", "--rm", "--name", "fz", "busybox", "sh", "-c",
+                    "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done",
+                    stdin=subprocess.DEVNULL)
+    test_process.wait_for_container(pyrun, timeout=60)
+    state = json.loads(next((pyrun.root / "containers").glob("*/state.json")).read_text())
+
+    def count() -> int:
+        with open(f"/proc/{state['State']['Pid']}/root/tmp/count") as f:
+            return int(f.read() or 0)
+
+    assert pyrun("pause", "fz").returncode == 0
+    frozen = count()
+    time.sleep(1)
+    assert count() == frozen
+    assert pyrun("unpause", "fz").returncode == 0
+    time.sleep(1)
+    assert count() > frozen
+    p.terminate()
+    assert p.wait(timeout=30) == 143
+
+
+def test_info_says_limits_are_enforceable(pyrun: Pyrun) -> None:
+    info = json.loads(pyrun("info", "--format", "json").stdout)
+    assert info["CgroupVersion"] == "v2"
+    assert info["LimitsEnforceable"] is True
+
+
+# The foundation's path on a pure cgroup v2 kernel.
+def test_foundation_pid1(pyrun: Pyrun) -> None:
+    test_namespaces.test_pid1_and_only_container_processes(pyrun)
+
+
+def test_foundation_namespaces(pyrun: Pyrun) -> None:
+    test_namespaces.test_each_requested_namespace_is_new_and_others_shared(pyrun)
+
+
+def test_foundation_capabilities(pyrun: Pyrun) -> None:
+    test_namespaces.test_docker_default_capabilities(pyrun)
+
+
+def test_foundation_masked_paths(pyrun: Pyrun) -> None:
+    test_filesystem.test_masked_paths(pyrun)
+
+
+def test_foundation_signal(pyrun: Pyrun) -> None:
+    test_process.test_signal_stops_pid1_without_handler(pyrun, signal.SIGTERM, 143)
