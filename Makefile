@@ -52,7 +52,7 @@ test-unit: $(CORE)
 	$(BIN)/pytest tests/unit
 
 lint: $(CORE)
-	$(BIN)/ruff check pyrun tests bench csrc/build_ffi.py
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 bench: install
