@@ -11,6 +11,8 @@ import struct
 import subprocess
 import termios
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,7 +101,7 @@ def test_signal_stops_pid1_without_handler(pyrun: Pyrun, sig: int, code: int) ->
     assert p.wait(timeout=10) == code
 
 
-def wait_for_container(pyrun: Pyrun, timeout: float = 10) -> None:
+def wait_for_container(pyrun: Pyrun, timeout: float = 60) -> None:
     import json
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,21 +190,17 @@ def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
     return buf
 
 
-def test_tty_mode_through_a_real_pty(pyrun: Pyrun) -> None:
-    """Drive `pyrun run -it` from a pty, as a terminal user would."""
+@contextmanager
+def terminal(pyrun: Pyrun, rows: int, cols: int,
+             *args: str) -> Iterator[tuple[int, int, subprocess.Popen[bytes]]]:
+    """`pyrun run --rm -it busybox sh` on a fresh pty of rows x cols, as a
+    user's terminal would run it: yields (master, slave, process)."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-    before = termios.tcgetattr(slave)
-    p = pyrun.popen("run", "--rm", "-it", "busybox", "sh", stdin=slave, stdout=slave,
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    p = pyrun.popen("run", "--rm", "-it", *args, "busybox", "sh", stdin=slave, stdout=slave,
                     stderr=slave)
     try:
-        os.write(master, b"tty; probe winsize; echo $TERM; exit 7\r")
-        out = read_until(master, b"xterm")
-        assert b"/dev/pts/0" in out
-        assert b'"rows":33,"cols":111' in out
-        assert b'"isatty_stdin":true' in out
-        assert p.wait(timeout=10) == 7
-        assert termios.tcgetattr(slave) == before  # the terminal is restored
+        yield master, slave, p
     finally:
         if p.poll() is None:
             p.kill()
@@ -211,12 +209,21 @@ def test_tty_mode_through_a_real_pty(pyrun: Pyrun) -> None:
         os.close(slave)
 
 
+def test_tty_mode_through_a_real_pty(pyrun: Pyrun) -> None:
+    """Drive `pyrun run -it` from a pty, as a terminal user would."""
+    with terminal(pyrun, 33, 111) as (master, slave, p):
+        before = termios.tcgetattr(slave)
+        os.write(master, b"tty; probe winsize; echo $TERM; exit 7\r")
+        out = read_until(master, b"xterm")
+        assert b"/dev/pts/0" in out
+        assert b'"rows":33,"cols":111' in out
+        assert b'"isatty_stdin":true' in out
+        assert p.wait(timeout=10) == 7
+        assert termios.tcgetattr(slave) == before  # the terminal is restored
+
+
 def test_tty_window_resize_reaches_the_container(pyrun: Pyrun) -> None:
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 20, 80, 0, 0))
-    p = pyrun.popen("run", "--rm", "-it", "busybox", "sh", stdin=slave, stdout=slave,
-                    stderr=slave)
-    try:
+    with terminal(pyrun, 20, 80) as (master, slave, p):
         os.write(master, b"echo started\r")
         read_until(master, b"started\r\n")
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
@@ -225,31 +232,17 @@ def test_tty_window_resize_reaches_the_container(pyrun: Pyrun) -> None:
         os.write(master, b"probe winsize; exit\r")
         assert b'"rows":50,"cols":132' in read_until(master, b'"cols":132')
         assert p.wait(timeout=10) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        os.close(master)
-        os.close(slave)
 
 
-def test_tty_ctrl_c_reaches_the_container_foreground(pyrun: Pyrun) -> None:
-    master, slave = pty.openpty()
-    p = pyrun.popen("run", "--rm", "-it", "busybox", "sh", stdin=slave, stdout=slave,
-                    stderr=slave)
-    try:
+@pytest.mark.parametrize("init", [[], ["--init"]])
+def test_tty_ctrl_c_reaches_the_container_foreground(pyrun: Pyrun, init: list[str]) -> None:
+    with terminal(pyrun, 24, 80, *init) as (master, _, p):
         os.write(master, b"sleep 100; echo interrupted\r")
         time.sleep(1)
         os.write(master, b"\x03")  # ^C through the container's own pty
         read_until(master, b"interrupted")
         os.write(master, b"exit 0\r")
         assert p.wait(timeout=10) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        os.close(master)
-        os.close(slave)
 
 
 def test_name_is_unique_and_state_kept_without_rm(pyrun: Pyrun) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import time
 
 import pytest
 
 from tests.conftest import Pyrun
-from tests.integration import test_filesystem, test_namespaces, test_process
+from tests.integration import (
+    test_cgroups_host,
+    test_filesystem,
+    test_namespaces,
+    test_process,
+)
 
 pytestmark = pytest.mark.vm
 
@@ -81,25 +84,7 @@ def test_cpu_weight(pyrun: Pyrun) -> None:
 
 
 def test_freeze_and_thaw(pyrun: Pyrun) -> None:
-    p = pyrun.popen("run", "--rm", "--name", "fz", "busybox", "sh", "-c",
-                    "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done",
-                    stdin=subprocess.DEVNULL)
-    test_process.wait_for_container(pyrun, timeout=60)
-    state = json.loads(next((pyrun.root / "containers").glob("*/state.json")).read_text())
-
-    def count() -> int:
-        with open(f"/proc/{state['State']['Pid']}/root/tmp/count") as f:
-            return int(f.read() or 0)
-
-    assert pyrun("pause", "fz").returncode == 0
-    frozen = count()
-    time.sleep(1)
-    assert count() == frozen
-    assert pyrun("unpause", "fz").returncode == 0
-    time.sleep(1)
-    assert count() > frozen
-    p.terminate()
-    assert p.wait(timeout=30) == 143
+    test_cgroups_host.test_pause_freezes_and_unpause_thaws(pyrun)
 
 
 def test_info_says_limits_are_enforceable(pyrun: Pyrun) -> None:
