@@ -293,6 +293,10 @@ class Runtime:
                 trace(f"cgroup {cgroup.path}" + (": " + ", ".join(
                     f"{k}={v!r}" for k, v in files.items()) if files else " (no limits)"))
             return self._run(spec, image, argv, container, cgroup, trace)
+        except PyrunError as e:
+            # It never ran: keep why, with the exit code pyrun returns.
+            container.update(Status="exited", ExitCode=e.exit_code, Error=str(e), Pid=0)
+            raise
         finally:
             if cgroup is not None:
                 cgroup.destroy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -102,7 +103,6 @@ def test_signal_stops_pid1_without_handler(pyrun: Pyrun, sig: int, code: int) ->
 
 
 def wait_for_container(pyrun: Pyrun, timeout: float = 60) -> None:
-    import json
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for state in (pyrun.root / "containers").glob("*/state.json"):
@@ -125,7 +125,6 @@ def zombies_after(pyrun: Pyrun, *flags: str) -> list[int]:
     try:
         wait_for_container(pyrun)
         time.sleep(1)
-        import json
         state = json.loads(next((pyrun.root / "containers").glob("*/state.json")).read_text())
         pid1 = str(state["State"]["Pid"])
         zombies = []
@@ -254,6 +253,12 @@ def test_name_is_unique_and_state_kept_without_rm(pyrun: Pyrun) -> None:
     r = pyrun("ps", "-a")
     assert "web" in r.stdout and "Exited (0)" in r.stdout
     assert pyrun("rm", "web").returncode == 0
+    # a container that failed to start keeps the reason and the code
+    assert pyrun("run", "--name", "bad", "busybox", "nosuch").returncode == 127
+    doc = json.loads(pyrun("ps", "-a", "--format", "json").stdout)
+    assert (doc["Name"], doc["State"]["ExitCode"]) == ("bad", 127)
+    assert "exec nosuch" in doc["State"]["Error"]
+    assert pyrun("rm", "bad").returncode == 0
     assert pyrun("ps", "-a", "-q").stdout == ""
 
 
