@@ -28,7 +28,7 @@ $(BIN)/pip:
 
 # The C core is compiled by cffi when the package is (re)installed.
 $(CORE): $(BIN)/pip pyproject.toml setup.py csrc/pyrun_core.c csrc/pyrun_core.h csrc/build_ffi.py
-	$(BIN)/pip install -q --no-build-isolation -e '.[dev]'
+	$(BIN)/pip install -q --no-build-isolation --config-settings editable_mode=compat -e '.[dev]'
 	touch $@
 
 # pyrun-init is static: it runs as PID 1 inside containers with any libc.

@@ -178,14 +178,17 @@ def parse_limits(memory: str | None = None, memory_swap: str | None = None,
 
 def find_mount(mountinfo: str = "/proc/self/mountinfo") -> Path | None:
     """Where cgroup2 is mounted: /sys/fs/cgroup on a v2 host,
-    /sys/fs/cgroup/unified on a hybrid one, nowhere on a pure v1 host."""
+    /sys/fs/cgroup/unified on a hybrid one, nowhere on a pure v1 host.
+    Of several, the last mounted: an earlier one may be hidden under a later
+    mount (a cgroup2 mounted over a hybrid host's /sys/fs/cgroup tmpfs)."""
+    found = None
     with open(mountinfo) as f:
         for line in f:
             fields = line.split()
             sep = fields.index("-")
-            if fields[sep + 1] == "cgroup2":
-                return Path(fields[4])
-    return None
+            if fields[sep + 1] == "cgroup2" and (Path(fields[4]) / "cgroup.controllers").exists():
+                found = Path(fields[4])
+    return found
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,7 @@ filesystem as upperdir. The image directories are never modified.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +81,11 @@ def shifted_layers(layers: tuple[Path, ...], idmap: IdMap, cache: Path) -> tuple
     into the host range of the user namespace, so that root's files inside
     appear owned by root. Cached per (layer, mapping); made under a temporary
     name and renamed, so a killed pyrun never leaves a half-shifted copy."""
+    # Imported here: only this fallback needs them, and start-up time counts.
+    import hashlib
+    import shutil
+    import subprocess
+
     out = []
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     for layer in layers:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -39,7 +37,8 @@ DEFAULT_RUNROOT = Path("/run/pyrun")
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a file so that readers see the old or the new content, never a
     part: write a temp file in the same directory, fsync, rename(2)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -160,10 +159,11 @@ class Store:
             if name is not None and any(c.read().get("Name") == name for c in self.containers()):
                 raise PyrunError(f"the container name {name!r} is already in use; "
                                  "remove that container or choose another name")
-            cid = secrets.token_hex(32)
+            cid = os.urandom(32).hex()
             # Build the directory under a temporary name, then rename: a
             # killed pyrun leaves either nothing or a complete container.
-            tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=self.containers_dir))
+            tmp = self.containers_dir / f".new-{cid}"
+            tmp.mkdir(mode=0o700)
             for sub in ("upper", "work"):
                 (tmp / sub).mkdir()
             me = os.getpid()

@@ -76,10 +76,18 @@ def test_invalid_limits(kwargs: dict[str, object], message: str) -> None:
 
 
 def test_find_mount_reads_mountinfo(tmp_path: Path) -> None:
+    hybrid, v2 = tmp_path / "unified", tmp_path / "cgroup"
+    for d in (hybrid, v2):
+        d.mkdir()
+        (d / "cgroup.controllers").write_text("")
     info = tmp_path / "mountinfo"
     info.write_text(
         "25 1 0:22 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw\n"
-        "36 25 0:31 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw\n")
-    assert cgroups.find_mount(str(info)) == Path("/sys/fs/cgroup/unified")
+        f"36 25 0:31 / {hybrid} rw,nosuid shared:9 - cgroup2 cgroup2 rw\n")
+    assert cgroups.find_mount(str(info)) == hybrid
+    # a later cgroup2 mount (that may hide the first) wins
+    with info.open("a") as f:
+        f.write(f"40 25 0:31 / {v2} rw - cgroup2 cgroup2 rw\n")
+    assert cgroups.find_mount(str(info)) == v2
     info.write_text("25 1 0:22 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n")
     assert cgroups.find_mount(str(info)) is None
