@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -359,6 +360,32 @@ static int sync_userns(struct child *c)
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
         return fail(c, PYRUN_STEP_USER, errno, "become root of the user namespace");
     trace(c, "uid/gid maps are written: now root of the new user namespace");
+    return 0;
+}
+
+static int bring_up_loopback(struct child *c)
+{
+    /* A new network namespace has only `lo`, and it is down: nothing, not
+     * even 127.0.0.1, would work (network_namespaces(7)). Docker's
+     * --network none brings it up; so do we, with the classic ioctl. */
+    if (!(c->cfg->clone_flags & CLONE_NEWNET))
+        return 0;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return fail(c, PYRUN_STEP_SETUP, errno, "socket for lo");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (r == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        r = ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int err = errno;
+    close(s);
+    if (r < 0)
+        return fail(c, PYRUN_STEP_SETUP, err, "bring up lo");
+    trace(c, "bring up lo in the new network namespace");
     return 0;
 }
 
@@ -905,6 +932,7 @@ static void child_main(const struct pyrun_config *cfg, int sync_fd)
     STEP(make_workdir(&c));
     STEP(pivot_to_root(&c));
     STEP(set_hostname(&c));
+    STEP(bring_up_loopback(&c));
     STEP(setup_stdio(&c));
     STEP(close_other_fds(&c));
     STEP(set_user(&c));

@@ -54,10 +54,14 @@ def test_hostname_isolated(pyrun: Pyrun) -> None:
     assert len(default) == 12 and all(c in "0123456789abcdef" for c in default)
 
 
-def test_network_namespace_has_only_loopback(pyrun: Pyrun) -> None:
+def test_network_namespace_has_only_loopback_and_it_is_up(pyrun: Pyrun) -> None:
     r = pyrun("run", "--rm", "busybox", "ls", "/sys/class/net")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["lo"]
+    # lo is up: a server and a client inside can talk over 127.0.0.1
+    r = pyrun("run", "--rm", "busybox", "sh", "-c",
+              "nc -l -p 7777 -e echo hello & sleep 0.3; nc 127.0.0.1 7777 </dev/null")
+    assert r.stdout == "hello\n", r.stderr
 
 
 def test_cgroup_namespace_root(pyrun: Pyrun) -> None:
