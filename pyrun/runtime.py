@@ -63,7 +63,12 @@ class Tracer:
 
     def __call__(self, text: str) -> None:
         if self.enabled:
-            print(f"pyrun: {text}", file=sys.stderr, flush=True)
+            try:
+                print(f"pyrun: {text}", file=sys.stderr, flush=True)
+            except OSError:
+                # stderr went away (`--trace ... 2>&1 | head`): stop tracing,
+                # but never let it interrupt a teardown.
+                self.enabled = False
 
 
 def command_for(spec: ContainerSpec, image: Image) -> list[str]:

@@ -287,3 +287,13 @@ def test_rootfs_exit_status(pyrun: Pyrun, tmp_path: Path) -> None:
     from tests.conftest import BUSYBOX_ROOTFS
     r = pyrun("run", "--rm", "--rootfs", str(BUSYBOX_ROOTFS), "/bin/sh", "-c", "exit 3")
     assert r.returncode == 3
+
+
+def test_trace_into_a_closed_pipe_still_tears_down(pyrun: Pyrun) -> None:
+    """`pyrun run --trace ... 2>&1 | head -3`: the trace's reader goes away
+    mid-run; the container must still be unmounted and removed."""
+    p = subprocess.run(f"{' '.join(pyrun.argv('run', '--rm', '--trace', 'busybox', 'true'))} "
+                       "2>&1 | head -3", shell=True, env=pyrun.env(), capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert len(p.stdout.splitlines()) == 3
+    assert list(pyrun.runroot.iterdir()) == []
