@@ -1073,7 +1073,8 @@ int pyrun_idmap_mount(const char *source, const char *target, int userns_fd)
         return -1;
     struct mount_attr attr;
     memset(&attr, 0, sizeof(attr));
-    attr.attr_set = MOUNT_ATTR_IDMAP;
+    /* Read-only too: an image layer is shared by every container. */
+    attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY;
     attr.userns_fd = (uint64_t)userns_fd;
     int r = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr));
     if (r == 0)

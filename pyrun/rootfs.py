@@ -45,10 +45,12 @@ def unmount(path: Path) -> None:
             raise PyrunError(f"unmount {path}: {strerror(e)}") from None
 
 
-def is_mounted(path: Path) -> bool:
-    target = str(path)
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below path (octal escapes of mountinfo decoded)."""
+    prefix = str(path)
     with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == target for line in f)
+        points = [line.split()[4].encode().decode("unicode_escape") for line in f]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
 def idmapped_layers(layers: tuple[Path, ...], idmap: IdMap, mount_dir: Path) -> tuple[Path, ...]:

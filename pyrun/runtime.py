@@ -243,17 +243,33 @@ def collect_garbage(store: Store, trace: Tracer) -> None:
 
 
 def release_container(container: Container) -> None:
-    """Idempotent: whatever of a container's cgroup is left, then the overlay,
-    then the layers it stacks."""
+    """Idempotent: whatever is left of the container's cgroup, its overlay,
+    the layers that overlay stacks. Every step runs even if one before it
+    failed; the failures are reported together at the end."""
     path = container.read().get("State", {}).get("CgroupPath")
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("unmount the root", lambda: rootfs.unmount(container.merged)),
+        ("unmount the layers", lambda: rootfs.unmount_layers(container.lower)),
+    ]
     if path:
-        cgroups.load(path).destroy()
-    rootfs.unmount(container.merged)
-    rootfs.unmount_layers(container.lower)
+        steps.insert(0, ("remove the cgroup", cgroups.load(path).destroy))
+    failures = []
+    for what, step in steps:
+        try:
+            step()
+        except (PyrunError, OSError) as e:
+            failures.append(f"{what}: {e}")
+    if failures:
+        raise PyrunError(f"container {container.short_id}: " + "; ".join(failures))
 
 
 def remove_container(container: Container) -> None:
+    """Release, then delete its files; never while anything is still mounted
+    below them (rmtree would walk into the image through the mount)."""
     release_container(container)
+    busy = rootfs.mounts_under(container.rundir) + rootfs.mounts_under(container.dir)
+    if busy:
+        raise PyrunError(f"container {container.short_id}: still mounted: {' '.join(busy)}")
     shutil.rmtree(container.dir, ignore_errors=True)
     shutil.rmtree(container.rundir, ignore_errors=True)
 
@@ -303,14 +319,12 @@ class Runtime:
             container.update(Status="exited", ExitCode=e.exit_code, Error=str(e), Pid=0)
             raise
         finally:
-            if cgroup is not None:
-                cgroup.destroy()
-                trace(f"remove cgroup {cgroup.path}")
-            release_container(container)
-            trace(f"unmount {container.merged}")
             if spec.remove:
                 remove_container(container)
-                trace(f"remove {container.dir} (--rm)")
+                trace(f"remove cgroup, unmount and delete container {container.short_id} (--rm)")
+            else:
+                release_container(container)
+                trace(f"remove cgroup and unmount container {container.short_id}")
 
     def _layers_for_userns(self, layers: tuple[Path, ...], idmap: IdMap, container: Container,
                            trace: Tracer) -> tuple[Path, ...]:

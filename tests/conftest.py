@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from pyrun.rootfs import mounts_under
+
 REPO = Path(__file__).resolve().parent.parent
 BUSYBOX_ROOTFS = REPO / "rootfs" / "build" / "busybox" / "rootfs"
 
@@ -69,12 +71,6 @@ class Pyrun:
         r = self("run", "--rm", *args, "busybox", "probe")
         assert r.returncode == 0, r.stderr
         return r.json()
-
-
-def mounts_under(path: Path) -> list[str]:
-    prefix = str(path)
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
 
 
 def processes_rooted_under(path: Path) -> list[int]:

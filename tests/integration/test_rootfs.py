@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from pyrun import rootfs
 from pyrun.config import IdMap
-from tests.conftest import mounts_under
+from pyrun.rootfs import mounts_under
 
 pytestmark = pytest.mark.root
 
@@ -52,6 +53,10 @@ def test_idmapped_layers_show_host_root_as_the_range(tmp_path: Path) -> None:
         assert os.lstat(mapped / "suid").st_uid == 200000
         assert os.lstat(mapped / "home").st_uid == 201000
         assert os.lstat(layer / "suid").st_uid == 0
+        # read-only: a layer is shared by every container of the image
+        with pytest.raises(OSError) as e:
+            (mapped / "new").write_text("x")
+        assert e.value.errno == errno.EROFS
     finally:
         rootfs.unmount_layers(mounts)
     assert mounts_under(mounts) == []
