@@ -10,7 +10,7 @@ CORE    := pyrun/.core-built
 # Debian packages the build, the tests and the benchmarks need.
 APT_PACKAGES := gcc make libc6-dev python3-dev python3-venv busybox-static runc util-linux
 
-.PHONY: all deps install run test test-unit lint rootfs bench clean
+.PHONY: all deps install run test test-unit test-vm lint rootfs bench bench-vm clean
 
 all: install
 
@@ -48,6 +48,10 @@ run: install
 test: install
 	$(BIN)/pytest
 
+# The cgroup v2 tests, in a VM booted with virtme-ng (see tests/vm/run-vm.sh).
+test-vm: install
+	bash tests/vm/run-vm.sh
+
 test-unit: $(CORE)
 	$(BIN)/pytest tests/unit
 
@@ -57,6 +61,9 @@ lint: $(CORE)
 
 bench: install
 	$(BIN)/python bench/startup.py
+
+bench-vm: install
+	bash tests/vm/run-vm.sh --exec '$(CURDIR)/$(BIN)/python bench/cgroup_cost.py' 
 
 clean:
 	$(MAKE) -C rootfs clean

@@ -18,6 +18,8 @@
  *   probe read PATH     read up to 64 KiB of PATH, report it as JSON
  *   probe signals       print "ready", then "signal N" per signal received
  *   probe zombie N      leave N orphans for PID 1 to reap
+ *   probe forks N       try to fork N sleeping children, report how many
+ *                       the kernel refused (pids limit), survive either way
  *   probe exit N        exit with status N
  *   probe winsize       terminal size of stdin and whether 0/1 are ttys
  *
@@ -728,6 +730,53 @@ static int cmd_zombie(long count)
 }
 
 /* ------------------------------------------------------------------------ */
+/* probe forks N                                                            */
+/*                                                                          */
+/* A fork loop that does not die of its own failures (a shell aborts its    */
+/* script when fork fails): forks N children that pause, counts EAGAIN      */
+/* refusals, prints {"forked", "refused", "errno"}, kills the children and  */
+/* exits 0. Used to show that a pids limit holds and the container lives.  */
+/* ------------------------------------------------------------------------ */
+
+static int cmd_forks(long count)
+{
+    static pid_t kids[10000];
+    long forked = 0, refused = 0;
+    int last_errno = 0;
+
+    if (count < 0 || count > 10000) {
+        fprintf(stderr, "probe: fork count out of range: %ld\n", count);
+        return 2;
+    }
+    fflush(stdout);
+    for (long i = 0; i < count; i++) {
+        pid_t pid = fork();
+
+        if (pid == 0) {
+            pause();
+            _exit(0);
+        }
+        if (pid < 0) {
+            refused++;
+            last_errno = errno;
+            continue;
+        }
+        kids[forked++] = pid;
+    }
+    for (long i = 0; i < forked; i++)
+        kill(kids[i], SIGKILL);
+    for (long i = 0; i < forked; i++)
+        while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+            ;
+    doc_begin();
+    put_int("forked", forked);
+    put_int("refused", refused);
+    put_int("errno", last_errno);
+    doc_end();
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* probe winsize                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -758,6 +807,7 @@ static int usage(void)
           "       probe read PATH\n"
           "       probe signals\n"
           "       probe zombie N\n"
+          "       probe forks N\n"
           "       probe exit N\n"
           "       probe winsize\n", stderr);
     return 2;
@@ -777,6 +827,8 @@ int main(int argc, char **argv)
         return cmd_signals();
     if (strcmp(cmd, "zombie") == 0 && argc == 3)
         return cmd_zombie(parse_number(argv[2]));
+    if (strcmp(cmd, "forks") == 0 && argc == 3)
+        return cmd_forks(parse_number(argv[2]));
     if (strcmp(cmd, "exit") == 0 && argc == 3)
         return (int)(parse_number(argv[2]) & 0xff);
     if (strcmp(cmd, "winsize") == 0 && argc == 2)
