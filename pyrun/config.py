@@ -58,17 +58,28 @@ class Namespaces:
 
     def clone_flags(self) -> int:
         flags = CLONE_NEWNS  # always: the root filesystem is per container
-        for wanted, flag in (
-            (self.pid, CLONE_NEWPID),
-            (self.uts, CLONE_NEWUTS),
-            (self.ipc, CLONE_NEWIPC),
-            (self.net, CLONE_NEWNET),
-            (self.cgroup, CLONE_NEWCGROUP),
-            (self.user, CLONE_NEWUSER),
-        ):
-            if wanted:
+        for kind, (_name, flag) in NAMESPACE_FLAGS.items():
+            if kind != "mnt" and getattr(self, kind):
                 flags |= flag
         return flags
+
+
+# Namespace kind -> its clone(2) flag, by name (for --trace) and value.
+NAMESPACE_FLAGS = {
+    "mnt": ("CLONE_NEWNS", CLONE_NEWNS),
+    "pid": ("CLONE_NEWPID", CLONE_NEWPID),
+    "uts": ("CLONE_NEWUTS", CLONE_NEWUTS),
+    "ipc": ("CLONE_NEWIPC", CLONE_NEWIPC),
+    "net": ("CLONE_NEWNET", CLONE_NEWNET),
+    "cgroup": ("CLONE_NEWCGROUP", CLONE_NEWCGROUP),
+    "user": ("CLONE_NEWUSER", CLONE_NEWUSER),
+}
+
+
+def describe_clone_flags(flags: int) -> str:
+    """CLONE_NEWNS|CLONE_NEWPID|... (0x...), for --trace."""
+    names = [name for name, flag in NAMESPACE_FLAGS.values() if flags & flag]
+    return "|".join(names) + f" (0x{flags:x})"
 
 
 @dataclass(frozen=True)

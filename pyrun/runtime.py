@@ -373,7 +373,7 @@ class Runtime:
 
         caps = capabilities.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
         clone_flags = spec.namespaces.clone_flags()
-        trace(f"clone3 with {describe_flags(clone_flags)}"
+        trace(f"clone3 with {config.describe_clone_flags(clone_flags)}"
               + (f", CLONE_INTO_CGROUP {cgroup.path}: born inside its cgroup" if cgroup else ""))
 
         fds_to_close: list[int] = []
@@ -473,9 +473,3 @@ class Runtime:
         container.update(Status="exited", ExitCode=code, Pid=0, OOMKilled=oom)
         return code
 
-
-def describe_flags(flags: int) -> str:
-    names = [name for name in ("CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWUTS", "CLONE_NEWIPC",
-                               "CLONE_NEWNET", "CLONE_NEWCGROUP", "CLONE_NEWUSER")
-             if flags & getattr(config, name)]
-    return "|".join(names) + f" (0x{flags:x})"
