@@ -93,7 +93,12 @@ ffibuilder.cdef(
     };
 
     int pyrun_spawn(const struct pyrun_config *cfg, struct pyrun_child *child);
-    int pyrun_open_in_root(int root_fd, const char *path, int flags);
+    int pyrun_openat2(int dir_fd, const char *path, int flags, int mode, uint64_t resolve);
+    #define RESOLVE_NO_XDEV ...
+    #define RESOLVE_NO_MAGICLINKS ...
+    #define RESOLVE_NO_SYMLINKS ...
+    #define RESOLVE_BENEATH ...
+    #define RESOLVE_IN_ROOT ...
     int pyrun_userns_fd(const char *map);
     int pyrun_idmap_mount(const char *source, const char *target, int userns_fd);
 
@@ -107,7 +112,7 @@ ffibuilder.cdef(
 
 ffibuilder.set_source(
     "pyrun._core",
-    '#include <sys/mount.h>\n#include "pyrun_core.h"',
+    '#include <sys/mount.h>\n#include <linux/openat2.h>\n#include "pyrun_core.h"',
     sources=["csrc/pyrun_core.c"],
     include_dirs=["csrc"],
     extra_compile_args=["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"],

@@ -988,13 +988,14 @@ int pyrun_spawn(const struct pyrun_config *cfg, struct pyrun_child *child)
     return 0;
 }
 
-int pyrun_open_in_root(int root_fd, const char *path, int flags)
+int pyrun_openat2(int dir_fd, const char *path, int flags, int mode, uint64_t resolve)
 {
     struct open_how how;
     memset(&how, 0, sizeof(how));
     how.flags = (uint64_t)(flags | O_CLOEXEC);
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+    how.mode = (uint64_t)(flags & O_CREAT ? mode : 0);
+    how.resolve = resolve;
+    return (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
 }
 
 /* ---- parent-side helpers: idmapped layers for --userns private --------- */

@@ -122,9 +122,11 @@ int pyrun_spawn(const struct pyrun_config *cfg, struct pyrun_child *child);
 
 /* Helpers for the parent, so Python needs no ctypes: */
 
-/* openat2(2) with RESOLVE_IN_ROOT: open `path` as if root_fd were "/", so a
- * symlink in an image (say /etc/passwd -> /host/secret) cannot lead out. */
-int pyrun_open_in_root(int root_fd, const char *path, int flags);
+/* openat2(2), which glibc does not wrap. With RESOLVE_IN_ROOT, `path` is
+ * opened as if dir_fd were "/", so a symlink in an image (say /etc/passwd ->
+ * /host/secret) cannot lead out; with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS a
+ * layer being unpacked cannot redirect an entry through its own links. */
+int pyrun_openat2(int dir_fd, const char *path, int flags, int mode, uint64_t resolve);
 
 /* A user namespace fd whose uid_map and gid_map are both `map`. */
 int pyrun_userns_fd(const char *map);

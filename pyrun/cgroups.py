@@ -29,6 +29,7 @@ from pathlib import Path
 from pyrun.errors import PyrunError, UsageError, strerror
 
 DEFAULT_PARENT = "pyrun"
+ACCOUNTING = ("cpu", "io", "memory", "pids")
 CPU_PERIOD = 100_000  # cpu.max period in microseconds (Docker's and runc's)
 UNIFIED_FIX = ("boot with a unified cgroup hierarchy "
                "(systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all)")
@@ -323,7 +324,10 @@ def create(name: str, limits: Limits, parent: str = DEFAULT_PARENT) -> Cgroup | 
     info = check(limits, parent)
     if info.mount is None:
         return None
-    wanted = limits.controllers()
+    # The limits' controllers, plus those `stats` reads (memory.current,
+    # pids.current, io.stat) when the host has them: accounting for all.
+    wanted = sorted(set(limits.controllers())
+                    | (set(ACCOUNTING) & set(info.controllers)))
     rel = Path(parent.strip("/")) if parent.strip("/") else Path()
     chain = [info.mount.joinpath(*rel.parts[:i + 1]) for i in range(len(rel.parts))]
     group = info.mount / rel / name

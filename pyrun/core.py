@@ -251,11 +251,20 @@ def idmap_mount(source: str, target: str, userns: int) -> None:
         raise OSError(err, os.strerror(err), source)
 
 
-def open_in_root(root_fd: int, path: str, flags: int = os.O_RDONLY) -> int:
-    """openat2(RESOLVE_IN_ROOT): open a path of a container's root from the
-    host without following its symlinks out of it."""
-    fd: int = lib.pyrun_open_in_root(root_fd, os.fsencode(path), flags)
+RESOLVE_IN_ROOT = lib.RESOLVE_IN_ROOT | lib.RESOLVE_NO_MAGICLINKS
+RESOLVE_BENEATH_NO_SYMLINKS = lib.RESOLVE_BENEATH | lib.RESOLVE_NO_SYMLINKS
+
+
+def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0o644) -> int:
+    """openat2(2): open path relative to dir_fd under `resolve` rules."""
+    fd: int = lib.pyrun_openat2(dir_fd, os.fsencode(path), flags, mode, resolve)
     if fd < 0:
         err = ffi.errno
         raise OSError(err, os.strerror(err), path)
     return fd
+
+
+def open_in_root(root_fd: int, path: str, flags: int = os.O_RDONLY) -> int:
+    """openat2(RESOLVE_IN_ROOT): open a path of a container's root from the
+    host without following its symlinks out of it."""
+    return openat2(root_fd, path, flags, RESOLVE_IN_ROOT)

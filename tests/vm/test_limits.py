@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import time
 
 import pytest
 
@@ -112,3 +114,24 @@ def test_foundation_masked_paths(pyrun: Pyrun) -> None:
 
 def test_foundation_signal(pyrun: Pyrun) -> None:
     test_process.test_signal_stops_pid1_without_handler(pyrun, signal.SIGTERM, 143)
+
+
+def test_stats_reads_memory_pids_and_cpu(pyrun: Pyrun) -> None:
+    p = pyrun.popen("run", "--rm", "--name", "st", "-m", "64m", "busybox", "sh", "-c",
+                    "sleep 60 & sleep 60 & while :; do :; done", stdin=subprocess.DEVNULL)
+    try:
+        test_process.wait_for_container(pyrun)
+        time.sleep(1)
+        r = pyrun("stats", "--no-stream", "--format", "json", "st")
+        assert r.returncode == 0, r.stderr
+        s = json.loads(r.stdout)
+        assert s["memory_limit"] == 64 << 20
+        assert 0 < s["memory_usage"] < 64 << 20
+        assert 0 < s["MemPerc"] < 100
+        assert s["pids"] == 3
+        assert s["CPUPerc"] > 20  # the busy loop
+        table = pyrun("stats", "--no-stream", "st").stdout
+        assert "64.0MiB" in table
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
