@@ -8,7 +8,8 @@ BIN     := $(VENV)/bin
 INIT    := pyrun/libexec/pyrun-init
 CORE    := pyrun/.core-built
 # Debian packages the build, the tests and the benchmarks need.
-APT_PACKAGES := gcc make libc6-dev python3-dev python3-venv busybox-static runc util-linux
+APT_PACKAGES := gcc make libc6-dev python3-dev python3-venv busybox-static runc util-linux \
+	docker-registry skopeo umoci apache2-utils
 
 .PHONY: all deps install run test test-unit test-vm lint rootfs bench bench-vm clean
 

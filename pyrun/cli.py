@@ -17,7 +17,7 @@ import click
 
 from pyrun import __version__, caps, cgroups, config, runtime
 from pyrun.errors import PyrunError, strerror
-from pyrun.image import BUILTIN_DIR, LocalImages
+from pyrun.image import PULL_POLICIES, Catalog
 from pyrun.state import DEFAULT_ROOT, DEFAULT_RUNROOT, Store, owner_alive
 
 
@@ -26,8 +26,8 @@ class Context:
         self.root = root
         self.runroot = runroot
 
-    def images(self) -> LocalImages:
-        return LocalImages([self.root / "images", BUILTIN_DIR])
+    def images(self, pull: str = "missing", platform: str = "linux/amd64") -> Catalog:
+        return Catalog(self.root, pull, platform)
 
     def store(self) -> Store:
         return Store(self.root, self.runroot)
@@ -100,6 +100,11 @@ def cli(ctx: click.Context, root: Path, runroot: Path) -> None:
 @click.option("--cgroup-parent", default="pyrun", show_default=True,
               help="Parent group, relative to the cgroup v2 root.")
 @click.option("--trace", is_flag=True, help="Explain every kernel-level step on stderr.")
+@click.option("--pull", "pull_policy", type=click.Choice(PULL_POLICIES), default="missing",
+              show_default=True, help="Pull the image from its registry: if missing, always "
+              "or never.")
+@click.option("--platform", default="linux/amd64", show_default=True,
+              help="OS/ARCH[/VARIANT] to pull from a multi-platform image.")
 @pass_ctx
 def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any) -> None:
     """Run a command in a new container: IMAGE [COMMAND [ARG...]], or with
@@ -171,7 +176,68 @@ def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any
     caps.resolve(spec.cap_add, spec.cap_drop, spec.privileged)
     if spec.tty and not spec.interactive and sys.stdin.isatty():
         pass  # like docker: a pty without stdin attached is allowed
-    sys.exit(runtime.Runtime(ctx.store(), ctx.images()).run(spec))
+    images = ctx.images(opts["pull_policy"], opts["platform"])
+    sys.exit(runtime.Runtime(ctx.store(), images).run(spec))
+
+
+@cli.command()
+@click.argument("image")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the manifest digest.")
+@click.option("--platform", default="linux/amd64", show_default=True,
+              help="OS/ARCH[/VARIANT] to pull from a multi-platform image.")
+@pass_ctx
+def pull(ctx: Context, image: str, quiet: bool, platform: str) -> None:
+    """Pull an image from its registry into the store."""
+    from pyrun.image.store import ImageStore
+
+    store = ImageStore(ctx.root, progress=(lambda line: None) if quiet else None)
+    digest = store.pull(image, platform)
+    if quiet:
+        click.echo(digest)
+    else:
+        from pyrun.image.reference import parse
+
+        click.echo(f"Digest: {digest}")
+        click.echo(str(parse(image)))
+
+
+@cli.command()
+@click.option("-q", "--quiet", is_flag=True, help="Only image ids.")
+@click.option("--digests", is_flag=True, help="Show manifest digests.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_ctx
+def images(ctx: Context, quiet: bool, digests: bool, fmt: str) -> None:
+    """List the images in the store."""
+    from pyrun.image.store import ImageStore
+
+    store = ImageStore(ctx.root)
+    rows = []
+    for name_tag, digest in store.images():
+        name, _, tag = name_tag.rpartition(":")
+        manifest = json.loads(store.read_blob(digest))
+        config_digest = manifest["config"]["digest"]
+        size = sum(int(layer.get("size", 0)) for layer in manifest.get("layers", []))
+        created = json.loads(store.read_blob(config_digest)).get("created", "")
+        rows.append({"Repository": name.removeprefix("docker.io/library/"), "Tag": tag,
+                     "Digest": digest, "ID": config_digest, "Created": created, "Size": size})
+    if quiet:
+        for row in rows:
+            click.echo(row["ID"][7:19])
+        return
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row, sort_keys=True))
+        return
+    header = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + [
+        "IMAGE ID", "CREATED", "SIZE"]
+    table = [header]
+    for row in rows:
+        table.append([row["Repository"], row["Tag"]] + ([row["Digest"]] if digests else []) + [
+            row["ID"][7:19], _age(row["Created"][:19] + "Z") if row["Created"] else "",
+            f"{row['Size'] / 1e6:.2f}MB"])
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _age(created: str) -> str:

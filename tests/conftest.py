@@ -68,7 +68,10 @@ class Pyrun:
 
     def probe(self, *args: str) -> Any:
         """`pyrun run --rm [args] busybox probe` -> the probe's JSON."""
-        r = self("run", "--rm", *args, "busybox", "probe")
+        return self.probe_image("busybox", *args)
+
+    def probe_image(self, image: str, *args: str) -> Any:
+        r = self("run", "--rm", *args, image, "probe")
         assert r.returncode == 0, r.stderr
         return r.json()
 

@@ -1,8 +1,10 @@
 """Images: the name -> root filesystem seam.
 
-For now an image is a directory pyrun knows by name, holding ``rootfs/`` and
-an OCI image ``config.json``. The content-addressed store and registry pulls
-will replace `LocalImages` behind the same `lookup()`.
+`Catalog.lookup(name)` is what `run` asks. It answers from, in order:
+directory images pyrun knows by short name (the embedded busybox: a
+``rootfs/`` and an OCI ``config.json``), then the content-addressed store
+(pyrun.image.store), pulling from the registry when the image is missing
+(``--pull missing``, Docker's default), always, or never.
 """
 
 from __future__ import annotations
@@ -68,10 +70,10 @@ class LocalImages:
     def __init__(self, dirs: list[Path]) -> None:
         self.dirs = dirs
 
-    def lookup(self, name: str) -> Image:
+    def find(self, name: str) -> Image | None:
         short = name.removesuffix(":latest")
-        if "/" in short or short in ("", ".", ".."):
-            raise PyrunError(f"image {name!r} not found: registry pulls are not supported yet")
+        if "/" in short or ":" in short or "@" in short or short in ("", ".", ".."):
+            return None
         for d in self.dirs:
             image_dir = d / short
             if (image_dir / "rootfs").is_dir():
@@ -84,7 +86,48 @@ class LocalImages:
                         raise PyrunError(f"image {name}: invalid config.json: {e}") from None
                 return Image(name=short, layers=((image_dir / "rootfs").resolve(),),
                              config=ImageConfig.from_json(doc))
-        hint = ""
-        if short == "busybox":
-            hint = " (run `make rootfs` to build the embedded busybox image)"
-        raise PyrunError(f"image {name!r} not found{hint}")
+        return None
+
+    def lookup(self, name: str) -> Image:
+        image = self.find(name)
+        if image is None:
+            hint = ""
+            if name.removesuffix(":latest") == "busybox":
+                hint = " (run `make rootfs` to build the embedded busybox image)"
+            raise PyrunError(f"image {name!r} not found{hint}")
+        return image
+
+
+PULL_POLICIES = ("missing", "always", "never")
+
+
+class Catalog:
+    """Directory images first, then the store, pulling per the policy."""
+
+    def __init__(self, root: Path, pull: str = "missing", platform: str = "linux/amd64") -> None:
+        if pull not in PULL_POLICIES:
+            raise PyrunError(f"invalid --pull {pull!r}: expected missing, always or never")
+        self.local = LocalImages([root / "images", BUILTIN_DIR])
+        self.root = root
+        self.pull = pull
+        self.platform = platform
+
+    def lookup(self, name: str) -> Image:
+        if self.pull != "always":
+            image = self.local.find(name)
+            if image is not None:
+                return image
+        from pyrun.image.store import ImageStore
+
+        store = ImageStore(self.root)
+        if self.pull != "always":
+            found = store.lookup(name)
+            if found is not None:
+                return found
+        if self.pull == "never":
+            raise PyrunError(f"image {name!r} not found and --pull never")
+        digest = store.pull(name, self.platform)
+        found = store.lookup(name)
+        if found is None:
+            raise PyrunError(f"image {name!r}: pulled {digest} but cannot find it")
+        return found

@@ -1,0 +1,240 @@
+"""The content-addressed image store, and pulling into it.
+
+    <root>/storage/blobs/sha256/<hex>    manifests, configs, compressed layers
+    <root>/storage/layers/<hex>/         a layer unpacked, named by its diff id
+                                         (the digest of the uncompressed tar),
+                                         shared by every image that has it
+    <root>/storage/repositories.json     "registry/repo:tag" -> manifest digest
+
+Every file appears by rename(2) of a complete, verified temp file or
+directory, under a per-digest flock: two pulls of the same or overlapping
+images wait for each other, and a pull killed at any point leaves only
+temp names (".tmp-*"), which the next pull of that content replaces.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from pyrun.errors import PyrunError
+from pyrun.image import Image, ImageConfig
+from pyrun.image.reference import Reference, parse
+from pyrun.state import file_lock, write_json
+
+GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip",
+              "application/vnd.docker.image.rootfs.diff.tar.gzip")
+TAR_TYPES = ("application/vnd.oci.image.layer.v1.tar",)
+ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",)
+
+
+class _Hashing:
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.sha = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.sha.update(data)
+        return data
+
+    def drain(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return "sha256:" + self.sha.hexdigest()
+
+
+def _hex(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef"
+                                                         for c in hexpart):
+        raise PyrunError(f"invalid digest {digest!r}")
+    return hexpart
+
+
+class ImageStore:
+    def __init__(self, root: Path, progress: Callable[[str], None] | None = None) -> None:
+        self.dir = root / "storage"
+        self.progress = progress or (lambda line: print(line, file=sys.stderr))
+
+    # ---- paths and locks ------------------------------------------------
+    def blob_path(self, digest: str) -> Path:
+        return self.dir / "blobs" / "sha256" / _hex(digest)
+
+    def layer_path(self, diff_id: str) -> Path:
+        return self.dir / "layers" / _hex(diff_id)
+
+    def _lock(self, name: str) -> Any:
+        locks = self.dir / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return file_lock(locks / name)
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            return self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise PyrunError(f"blob {digest} is missing from the store") from None
+
+    # ---- writing ------------------------------------------------------------
+    def fetch_blob(self, client: Any, repository: str, digest: str) -> Path:
+        """The blob, downloaded and verified unless already stored."""
+        path = self.blob_path(digest)
+        if path.exists():
+            return path
+        with self._lock(f"blob-{_hex(digest)}"):
+            if path.exists():  # another pull brought it while we waited
+                return path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f".tmp-{os.getpid()}-{path.name}"
+            try:
+                with open(tmp, "wb") as f:
+                    client.blob(repository, digest, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.rename(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path
+
+    def put_blob(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        path = self.blob_path(digest)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f".tmp-{os.getpid()}-{path.name}"
+            tmp.write_bytes(data)
+            os.rename(tmp, path)
+        return digest
+
+    def unpack_layer(self, blob: Path, media_type: str, diff_id: str) -> Path:
+        """The layer unpacked under its diff id, verified, made once."""
+        from pyrun.image.unpack import unpack
+
+        dest = self.layer_path(diff_id)
+        if dest.is_dir():
+            return dest
+        with self._lock(f"layer-{_hex(diff_id)}"):
+            if dest.is_dir():
+                return dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.parent / f".tmp-{os.getpid()}-{dest.name}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(mode=0o755)
+            try:
+                with open(blob, "rb") as raw:
+                    stream: Any  # GzipFile, a raw file or a zstd reader
+                    if media_type in GZIP_TYPES:
+                        stream = gzip.GzipFile(fileobj=raw, mode="rb")
+                    elif media_type in TAR_TYPES:
+                        stream = raw
+                    elif media_type in ZSTD_TYPES:
+                        import zstandard
+
+                        stream = zstandard.ZstdDecompressor().stream_reader(raw)
+                    else:
+                        raise PyrunError(f"unsupported layer type {media_type!r}")
+                    hashing = _Hashing(stream)
+                    unpack(hashing, str(tmp))  # type: ignore[arg-type]
+                    got = hashing.drain()
+                if got != diff_id:
+                    raise PyrunError(f"layer {blob.name[:12]}: its content has diff id {got}, "
+                                     f"the image config says {diff_id}")
+                os.rename(tmp, dest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return dest
+
+    # ---- tags ---------------------------------------------------------------
+    def _repositories(self) -> dict[str, str]:
+        try:
+            doc: dict[str, str] = json.loads((self.dir / "repositories.json").read_text())
+            return doc
+        except (OSError, ValueError):
+            return {}
+
+    def tag(self, ref: Reference, manifest_digest: str) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._lock("repositories"):
+            repos = self._repositories()
+            if ref.tag:
+                repos[f"{ref.name}:{ref.tag}"] = manifest_digest
+            repos[f"{ref.name}@{manifest_digest}"] = manifest_digest
+            write_json(self.dir / "repositories.json", repos)
+
+    def resolve(self, ref: Reference) -> str | None:
+        repos = self._repositories()
+        if ref.digest:
+            return ref.digest if self.blob_path(ref.digest).exists() else None
+        return repos.get(f"{ref.name}:{ref.tag}")
+
+    def images(self) -> list[tuple[str, str]]:
+        """(name:tag, manifest digest) of every tagged image."""
+        return sorted((k, v) for k, v in self._repositories().items() if "@" not in k)
+
+    # ---- reading an image -----------------------------------------------
+    def image(self, name: str, manifest_digest: str) -> Image:
+        manifest = json.loads(self.read_blob(manifest_digest))
+        config_doc = json.loads(self.read_blob(manifest["config"]["digest"]))
+        diff_ids = config_doc.get("rootfs", {}).get("diff_ids", [])
+        layers = [self.layer_path(d) for d in diff_ids]
+        missing = [p for p in layers if not p.is_dir()]
+        if missing:
+            raise PyrunError(f"image {name}: {len(missing)} layer(s) missing: pull it again")
+        # overlayfs wants the topmost layer first
+        return Image(name=name, layers=tuple(reversed(layers)),
+                     config=ImageConfig.from_json(config_doc))
+
+    def lookup(self, text: str) -> Image | None:
+        ref = parse(text)
+        digest = self.resolve(ref)
+        return self.image(ref.familiar, digest) if digest else None
+
+    # ---- pulling ------------------------------------------------------------
+    def pull(self, text: str, platform: str = "linux/amd64", client: Any = None) -> str:
+        """Pull an image; returns its manifest digest."""
+        from pyrun.image import registry
+
+        ref = parse(text)
+        os_name, _, arch = platform.partition("/")
+        arch, _, variant = arch.partition("/")
+        own = client is None
+        client = client or registry.Client(ref.registry)
+        try:
+            manifest = client.manifest(ref.repository, ref.pull_ref)
+            if manifest.media_type in registry.INDEX_TYPES:
+                self.put_blob(manifest.raw)
+                digest = registry.select_platform(manifest.json(), os_name, arch,
+                                                  variant or None)
+                manifest = client.manifest(ref.repository, digest)
+            doc = manifest.json()
+            config_path = self.fetch_blob(client, ref.repository, doc["config"]["digest"])
+            diff_ids = json.loads(config_path.read_bytes()).get("rootfs", {}).get("diff_ids", [])
+            if len(diff_ids) != len(doc.get("layers", [])):
+                raise PyrunError(f"{ref}: the manifest has {len(doc.get('layers', []))} layers, "
+                                 f"its config {len(diff_ids)} diff ids")
+            for layer, diff_id in zip(doc["layers"], diff_ids, strict=True):
+                short = layer["digest"][7:19]
+                if self.layer_path(diff_id).is_dir():
+                    self.progress(f"{short}: already exists")
+                    continue
+                self.progress(f"{short}: downloading {layer.get('size', 0)} bytes")
+                blob = self.fetch_blob(client, ref.repository, layer["digest"])
+                self.progress(f"{short}: verified, extracting")
+                self.unpack_layer(blob, layer["mediaType"], diff_id)
+                self.progress(f"{short}: done")
+            self.put_blob(manifest.raw)
+            self.tag(ref, manifest.digest)
+            return str(manifest.digest)
+        finally:
+            if own:
+                client.close()

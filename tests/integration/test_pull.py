@@ -1,0 +1,172 @@
+"""Pulling from a real registry (Debian's docker-registry on loopback) into
+the store, and running what was pulled."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Pyrun
+from tests.registry import (
+    Registry,
+    build_busybox_layout,
+    build_layered_layout,
+    start_registry,
+)
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    dest = tmp_path_factory.mktemp("layouts")
+    busybox = build_busybox_layout(dest)
+    return {"busybox": busybox, "layered": build_layered_layout(dest, busybox)}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory,
+             layouts: dict[str, Path]) -> Iterator[Registry]:
+    reg = start_registry(tmp_path_factory.mktemp("reg") / "open")
+    reg.push(layouts["busybox"], "test/busybox:latest")
+    reg.push(layouts["layered"], "test/layered:v1")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory,
+                  layouts: dict[str, Path]) -> Iterator[Registry]:
+    reg = start_registry(tmp_path_factory.mktemp("reg") / "basic", ("alice", "s3cret"))
+    reg.push(layouts["busybox"], "private/busybox:latest")
+    yield reg
+    reg.stop()
+
+
+def docker_config(tmp_path: Path, host: str, user: str, password: str) -> dict[str, str]:
+    cfg = tmp_path / "docker"
+    cfg.mkdir(exist_ok=True)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (cfg / "config.json").write_text(json.dumps({"auths": {host: {"auth": token}}}))
+    return {"DOCKER_CONFIG": str(cfg)}
+
+
+def run_with_env(pyrun: Pyrun, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(pyrun.argv(*args), env={**pyrun.env(), **env}, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+
+
+def test_pull_then_run(pyrun: Pyrun, registry: Registry) -> None:
+    image = f"{registry.host}/test/busybox"
+    r = pyrun("pull", image)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Digest: sha256:")
+    assert "downloading" in r.stderr and "done" in r.stderr
+    listing = pyrun("images").stdout
+    assert f"{registry.host}/test/busybox" in listing and "latest" in listing
+    info = pyrun.probe_image(image)
+    assert info["pid"] == 1
+    # the image's config: CMD sh, Env PATH
+    r = pyrun("run", "--rm", image, "sh", "-c", "echo $PATH")
+    assert r.stdout == "/usr/sbin:/usr/bin:/sbin:/bin\n"
+    # a second pull copies nothing
+    r = pyrun("pull", image)
+    assert "already exists" in r.stderr and "downloading" not in r.stderr
+
+
+def test_run_pulls_when_missing_and_not_with_never(pyrun: Pyrun, registry: Registry) -> None:
+    image = f"{registry.host}/test/busybox:latest"
+    r = pyrun("run", "--rm", "--pull", "never", image, "true")
+    assert r.returncode == 125 and "--pull never" in r.stderr
+    r = pyrun("run", "--rm", image, "true")
+    assert r.returncode == 0, r.stderr
+    assert "downloading" in r.stderr
+
+
+def test_pull_by_digest(pyrun: Pyrun, registry: Registry) -> None:
+    digest = pyrun("pull", "-q", f"{registry.host}/test/busybox").stdout.strip()
+    assert digest.startswith("sha256:") and len(digest) == 71
+    r = pyrun("run", "--rm", f"{registry.host}/test/busybox@{digest}", "true")
+    assert r.returncode == 0, r.stderr
+
+
+def test_layers_whiteouts_and_opaque_dirs(pyrun: Pyrun, registry: Registry) -> None:
+    image = f"{registry.host}/test/layered:v1"
+    r = pyrun("run", "--rm", image, "sh", "-c",
+              "ls /data; ls /cache; cat /data/hard; readlink /data/link; stat -c %a /data/suid;"
+              "stat -c %h /data/keep")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split()
+    assert "gone" not in out  # deleted in the top layer: really gone
+    assert "old" not in out  # the directory was replaced (opaque)
+    assert out[:6] == ["hard", "keep", "link", "suid", "new", "keep"]
+    assert out[6:] == ["/data/keep", "4755", "2"]
+
+
+def test_basic_auth(pyrun: Pyrun, auth_registry: Registry, tmp_path: Path) -> None:
+    image = f"{auth_registry.host}/private/busybox"
+    r = run_with_env(pyrun, {"DOCKER_CONFIG": str(tmp_path / "none")}, "pull", image)
+    assert r.returncode == 125
+    assert "authentication required" in r.stderr
+    assert r.stderr.count("\n") == 1
+    r = run_with_env(pyrun, docker_config(tmp_path, auth_registry.host, "alice", "wrong"),
+                     "pull", image)
+    assert r.returncode == 125
+    assert "wrong user name or password" in r.stderr
+    r = run_with_env(pyrun, docker_config(tmp_path, auth_registry.host, "alice", "s3cret"),
+                     "pull", image)
+    assert r.returncode == 0, r.stderr
+
+
+def test_unknown_image_and_tag(pyrun: Pyrun, registry: Registry) -> None:
+    r = pyrun("pull", f"{registry.host}/test/nosuch")
+    assert r.returncode == 125 and "not found" in r.stderr
+    r = pyrun("pull", f"{registry.host}/test/busybox:nosuchtag")
+    assert r.returncode == 125 and "not found" in r.stderr
+    r = pyrun("pull", "Bad/Name")
+    assert r.returncode == 125 and "invalid reference format" in r.stderr
+
+
+def test_tampered_blob_is_refused_and_nothing_kept(pyrun: Pyrun, tmp_path: Path,
+                                                   layouts: dict[str, Path]) -> None:
+    reg = start_registry(tmp_path / "tampered")
+    try:
+        reg.push(layouts["busybox"], "t/busybox:latest")
+        index = json.loads((layouts["busybox"] / "index.json").read_text())
+        manifest_digest = index["manifests"][0]["digest"]
+        manifest = json.loads((layouts["busybox"] / "blobs/sha256" /
+                               manifest_digest.removeprefix("sha256:")).read_text())
+        layer = manifest["layers"][0]["digest"]
+        blob = reg.blob_file(layer)
+        data = bytearray(blob.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        blob.write_bytes(bytes(data))
+        r = pyrun("pull", f"{reg.host}/t/busybox")
+        assert r.returncode == 125
+        assert "does not match its digest" in r.stderr
+        storage = pyrun.root / "storage"
+        assert not (storage / "blobs/sha256" / layer.removeprefix("sha256:")).exists()
+        leftovers = [p for p in storage.rglob(".tmp-*")]
+        assert leftovers == []
+        assert not (storage / "layers").exists() or list((storage / "layers").iterdir()) == []
+    finally:
+        reg.stop()
+
+
+def test_concurrent_pulls_of_one_image(pyrun: Pyrun, registry: Registry) -> None:
+    image = f"{registry.host}/test/layered:v1"
+    procs = [pyrun.popen("pull", "-q", image, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outs]
+    assert len({o[0] for o in outs}) == 1  # one digest
+    layers = list((pyrun.root / "storage/layers").iterdir())
+    assert len(layers) == 3 and all(p.is_dir() for p in layers)
+    assert os.listdir(pyrun.root / "storage/layers") == [p.name for p in layers]
+    assert pyrun("run", "--rm", image, "cat", "/data/keep").stdout == "keep\n"

@@ -1,0 +1,122 @@
+"""A real registry for tests: Debian's docker-registry (distribution 2.8)
+on 127.0.0.1 with a free port, and fixture images built with umoci from the
+busybox rootfs and pushed with skopeo (as shared/DESIGN.md prescribes)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import BUSYBOX_ROOTFS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Registry:
+    host: str               # 127.0.0.1:PORT
+    data: Path              # its storage root
+    process: subprocess.Popen[bytes]
+    credentials: tuple[str, str] | None = None
+
+    def push(self, layout: Path, name: str) -> None:
+        creds = ["--dest-creds", ":".join(self.credentials)] if self.credentials else []
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", *creds,
+                        f"oci:{layout}:latest", f"docker://{self.host}/{name}"],
+                       check=True, capture_output=True)
+
+    def blob_file(self, digest: str) -> Path:
+        hexpart = digest.removeprefix("sha256:")
+        return self.data / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_registry(workdir: Path, credentials: tuple[str, str] | None = None) -> Registry:
+    workdir.mkdir(parents=True)
+    port = free_port()
+    auth = ""
+    if credentials:
+        htpasswd = subprocess.run(["htpasswd", "-Bbn", *credentials], check=True,
+                                  capture_output=True, text=True).stdout
+        (workdir / "htpasswd").write_text(htpasswd)
+        auth = f"auth:\n  htpasswd:\n    realm: pyrun-test\n    path: {workdir}/htpasswd\n"
+    (workdir / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {workdir}/data\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n{auth}")
+    proc = subprocess.Popen(["docker-registry", "serve", str(workdir / "config.yml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break  # 401: up, and asking for credentials
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("docker-registry did not start") from None
+            time.sleep(0.05)
+    return Registry(f"127.0.0.1:{port}", workdir / "data", proc, credentials)
+
+
+def umoci(*args: str) -> None:
+    subprocess.run(["umoci", *args], check=True, capture_output=True)
+
+
+def build_busybox_layout(dest: Path) -> Path:
+    """An OCI layout: one layer with the busybox rootfs, CMD sh."""
+    layout, bundle = dest / "busybox", dest / "busybox-bundle"
+    umoci("init", "--layout", str(layout))
+    umoci("new", "--image", f"{layout}:latest")
+    umoci("unpack", "--image", f"{layout}:latest", str(bundle))
+    shutil.copytree(BUSYBOX_ROOTFS, bundle / "rootfs", symlinks=True, dirs_exist_ok=True)
+    umoci("repack", "--image", f"{layout}:latest", str(bundle))
+    umoci("config", "--image", f"{layout}:latest", "--config.cmd", "sh",
+          "--config.env", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "--config.workingdir", "/")
+    shutil.rmtree(bundle)
+    return layout
+
+
+def build_layered_layout(dest: Path, base: Path) -> Path:
+    """busybox plus two layers: one adds files (a hardlink, a symlink, a
+    setuid file, a fifo, a directory), the next deletes a file and replaces
+    a directory's content (a whiteout and an opaque directory)."""
+    layout, bundle = dest / "layered", dest / "layered-bundle"
+    shutil.copytree(base, layout)
+    umoci("unpack", "--image", f"{layout}:latest", str(bundle))
+    root = bundle / "rootfs"
+    (root / "data").mkdir()
+    (root / "data/keep").write_text("keep\n")
+    (root / "data/gone").write_text("to be deleted\n")
+    (root / "cache").mkdir()
+    (root / "cache/old").write_text("old\n")
+    (root / "data/hard").hardlink_to(root / "data/keep")
+    (root / "data/link").symlink_to("/data/keep")
+    (root / "data/suid").write_text("#!/bin/sh\n")
+    (root / "data/suid").chmod(0o4755)
+    umoci("repack", "--image", f"{layout}:latest", str(bundle))
+    shutil.rmtree(bundle)
+    umoci("unpack", "--image", f"{layout}:latest", str(bundle))
+    root = bundle / "rootfs"
+    (root / "data/gone").unlink()
+    shutil.rmtree(root / "cache")
+    (root / "cache").mkdir()
+    (root / "cache/new").write_text("new\n")
+    umoci("repack", "--image", f"{layout}:latest", str(bundle))
+    shutil.rmtree(bundle)
+    return layout
