@@ -91,5 +91,15 @@ def test_local_images(tmp_path: Path) -> None:
     assert img.config.workdir == "/w"
     with pytest.raises(PyrunError, match="not found"):
         LocalImages([tmp_path]).lookup("nope")
-    with pytest.raises(PyrunError, match="registry"):
-        LocalImages([tmp_path]).lookup("docker.io/library/alpine")
+    # registry references are not directory images: the store answers them
+    assert LocalImages([tmp_path]).find("docker.io/library/alpine") is None
+    assert LocalImages([tmp_path]).find("img:v2") is None
+
+
+def test_catalog_never_pulls_with_pull_never(tmp_path: Path) -> None:
+    from pyrun.image import Catalog
+
+    with pytest.raises(PyrunError, match="--pull never"):
+        Catalog(tmp_path, pull="never").lookup("127.0.0.1:1/nothing")
+    with pytest.raises(PyrunError, match="invalid --pull"):
+        Catalog(tmp_path, pull="sometimes")
