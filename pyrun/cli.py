@@ -202,6 +202,44 @@ def pull(ctx: Context, image: str, quiet: bool, platform: str) -> None:
 
 
 @cli.command()
+@click.argument("server")
+@click.option("-u", "--username", help="User name (prompted for if missing).")
+@click.option("-p", "--password", help="Password (prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def login(server: str, username: str | None, password: str | None,
+          password_stdin: bool) -> None:
+    """Log in to a registry: check the credentials, keep them in
+    ~/.docker/config.json."""
+    from pyrun.image import registry
+
+    if password_stdin:
+        if password:
+            raise PyrunError("--password and --password-stdin exclude each other")
+        password = sys.stdin.read().rstrip("\n")
+    if not username:
+        username = click.prompt("Username")
+    if not password:
+        password = click.prompt("Password", hide_input=True)
+    client = registry.Client(server, (username, password))
+    try:
+        client.ping()
+    finally:
+        client.close()
+    registry.store_credentials(server, username, password)
+    click.echo("Login Succeeded")
+
+
+@cli.command()
+@click.argument("server")
+def logout(server: str) -> None:
+    """Forget the credentials of a registry."""
+    from pyrun.image import registry
+
+    registry.store_credentials(server, None, None)
+    click.echo(f"Removing login credentials for {server}")
+
+
+@cli.command()
 @click.option("-q", "--quiet", is_flag=True, help="Only image ids.")
 @click.option("--digests", is_flag=True, help="Show manifest digests.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")

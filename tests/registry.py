@@ -44,11 +44,18 @@ class Registry:
         self.process.wait(timeout=10)
 
 
-def start_registry(workdir: Path, credentials: tuple[str, str] | None = None) -> Registry:
+def start_registry(workdir: Path, credentials: tuple[str, str] | None = None,
+                   token: tuple[str, Path] | None = None) -> Registry:
+    """credentials: htpasswd Basic auth; token: (realm, CA cert) Bearer auth."""
     workdir.mkdir(parents=True)
     port = free_port()
     auth = ""
-    if credentials:
+    if token:
+        from tests.token_issuer import ISSUER, SERVICE
+
+        auth = (f"auth:\n  token:\n    realm: {token[0]}\n    service: {SERVICE}\n"
+                f"    issuer: {ISSUER}\n    rootcertbundle: {token[1]}\n")
+    elif credentials:
         htpasswd = subprocess.run(["htpasswd", "-Bbn", *credentials], check=True,
                                   capture_output=True, text=True).stdout
         (workdir / "htpasswd").write_text(htpasswd)

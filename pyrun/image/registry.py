@@ -62,6 +62,38 @@ def docker_config_path() -> Path:
     return Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
 
 
+def config_key(registry: str) -> str:
+    """The "auths" key Docker uses for a registry."""
+    return "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
+
+
+def store_credentials(registry: str, user: str | None, password: str | None,
+                      path: Path | None = None) -> None:
+    """Add (or, with user None, remove) a registry's entry in
+    ~/.docker/config.json, keeping everything else in it; written
+    atomically, readable by its owner only."""
+    from pyrun.state import write_atomic
+
+    path = path or docker_config_path()
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        doc = {}
+    except (OSError, ValueError) as e:
+        raise PyrunError(f"{path}: cannot read it: {e}") from None
+    auths = doc.setdefault("auths", {})
+    key = config_key(registry)
+    if user is None:
+        if key not in auths:
+            raise PyrunError(f"not logged in to {registry}")
+        del auths[key]
+    else:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        auths[key] = {"auth": token}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
+
+
 def credentials_for(registry: str, path: Path | None = None) -> tuple[str, str] | None:
     """(user, password) for a registry from ~/.docker/config.json "auths"."""
     path = path or docker_config_path()
@@ -176,6 +208,11 @@ class Client:
                     return
             except httpx.HTTPError as e:
                 raise RegistryError(f"{self.registry}: {e}") from None
+
+    def ping(self) -> None:
+        """GET /v2/, authenticating as asked: checks the credentials."""
+        for r in self._get(""):
+            r.read()
 
     def manifest(self, repository: str, reference: str) -> Manifest:
         for r in self._get(f"{repository}/manifests/{reference}",

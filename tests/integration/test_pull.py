@@ -124,6 +124,55 @@ def test_basic_auth(pyrun: Pyrun, auth_registry: Registry, tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr
 
 
+def test_bearer_token_auth(pyrun: Pyrun, tmp_path: Path, layouts: dict[str, Path]) -> None:
+    """The Docker Hub flow: 401 Bearer challenge -> token service -> JWT."""
+    from tests.token_issuer import token_issuer
+
+    with token_issuer(tmp_path, {"bob": "tok3n"}) as issuer:
+        reg = start_registry(tmp_path / "token", ("bob", "tok3n"),
+                             token=(issuer.realm, issuer.cert_file))
+        try:
+            reg.push(layouts["busybox"], "team/busybox:latest")
+            image = f"{reg.host}/team/busybox"
+            issuer.requests.clear()
+            r = run_with_env(pyrun, docker_config(tmp_path, reg.host, "bob", "wrong"),
+                             "pull", image)
+            assert r.returncode == 125
+            assert "token service refused the credentials" in r.stderr
+            r = run_with_env(pyrun, docker_config(tmp_path, reg.host, "bob", "tok3n"),
+                             "pull", image)
+            assert r.returncode == 0, r.stderr
+            assert "repository:team/busybox:pull" in issuer.requests
+            r = run_with_env(pyrun, docker_config(tmp_path, reg.host, "bob", "tok3n"),
+                             "run", "--rm", image, "true")
+            assert r.returncode == 0, r.stderr
+        finally:
+            reg.stop()
+
+
+def test_login_and_logout(pyrun: Pyrun, auth_registry: Registry, tmp_path: Path) -> None:
+    env = {"DOCKER_CONFIG": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    host = auth_registry.host
+    r = subprocess.run(pyrun.argv("login", "-u", "alice", "--password-stdin", host),
+                       env={**pyrun.env(), **env}, input="wrong\n", capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert r.returncode == 125 and "wrong user name or password" in r.stderr
+    assert not (tmp_path / "cfg/config.json").exists()
+    r = subprocess.run(pyrun.argv("login", "-u", "alice", "--password-stdin", host),
+                       env={**pyrun.env(), **env}, input="s3cret\n", capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout) == (0, "Login Succeeded\n"), r.stderr
+    cfg = tmp_path / "cfg/config.json"
+    assert oct(cfg.stat().st_mode & 0o777) == "0o600"
+    assert base64.b64decode(json.loads(cfg.read_text())["auths"][host]["auth"]) == \
+        b"alice:s3cret"
+    assert run_with_env(pyrun, env, "pull", f"{host}/private/busybox").returncode == 0
+    r = run_with_env(pyrun, env, "logout", host)
+    assert r.returncode == 0
+    assert json.loads(cfg.read_text())["auths"] == {}
+    assert run_with_env(pyrun, env, "logout", host).returncode == 125
+
+
 def test_unknown_image_and_tag(pyrun: Pyrun, registry: Registry) -> None:
     r = pyrun("pull", f"{registry.host}/test/nosuch")
     assert r.returncode == 125 and "not found" in r.stderr
