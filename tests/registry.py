@@ -7,10 +7,14 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.conftest import BUSYBOX_ROOTFS
@@ -127,3 +131,56 @@ def build_layered_layout(dest: Path, base: Path) -> Path:
     umoci("repack", "--image", f"{layout}:latest", str(bundle))
     shutil.rmtree(bundle)
     return layout
+
+
+@contextmanager
+def flaky_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """A proxy to a registry that fails each blob twice before serving it:
+    first a 503, then a connection dropped halfway through the body.
+    Yields (host:port, requests seen per path)."""
+    seen: dict[str, int] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            n = seen[self.path] = seen.get(self.path, 0) + 1
+            is_blob = "/blobs/" in self.path
+            if is_blob and n == 1:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            req = urllib.request.Request(f"http://{upstream}{self.path}",
+                                         headers={k: v for k, v in self.headers.items()
+                                                  if k.lower() in ("accept", "authorization")})
+            try:
+                resp = urllib.request.urlopen(req, timeout=10)
+                status, body, headers = resp.status, resp.read(), resp.headers
+            except urllib.error.HTTPError as e:
+                status, body, headers = e.code, e.read(), e.headers
+            self.send_response(status)
+            for key in ("Content-Type", "Docker-Content-Digest", "WWW-Authenticate"):
+                if headers.get(key):
+                    self.send_header(key, headers[key])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if is_blob and n == 2:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,11 @@ INDEX_TYPES = MANIFEST_TYPES[0], MANIFEST_TYPES[2]
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _AUTH_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
+RETRIES = 4  # 0.25 + 0.5 + 1 + 2 s of backoff at most
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(0.25 * 2**attempt)
 
 
 class RegistryError(PyrunError):
@@ -180,18 +186,26 @@ class Client:
             return r.text[:200]
 
     def _get(self, path: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
-        """GET with the auth dance: a 401 tells how to authenticate, then
-        once more with the answer. Yields the open streaming response."""
+        """GET with the auth dance (a 401 tells how to authenticate; then once
+        more with the answer) and retries with exponential backoff on 5xx
+        answers and failed connections. Yields the open streaming response.
+        A failure after streaming began is the caller's to retry (see blob)."""
         url = f"{self.base}/v2/{path}"
-        for attempt in range(2):
+        authenticated = False
+        for attempt in range(RETRIES + 1):
             hdrs = dict(headers or {})
             if self.authorization:
                 hdrs["Authorization"] = self.authorization
             try:
                 with self.http.stream("GET", url, headers=hdrs) as r:
-                    if r.status_code == 401 and attempt == 0:
+                    if r.status_code >= 500 and attempt < RETRIES:
+                        r.read()
+                        _backoff(attempt)
+                        continue
+                    if r.status_code == 401 and not authenticated:
                         r.read()
                         self._authenticate(r.headers.get("www-authenticate", ""))
+                        authenticated = True
                         continue
                     if r.status_code == 401:
                         raise RegistryError(f"{self.registry}: authentication failed: "
@@ -206,6 +220,11 @@ class Client:
                                             f"({self._explain(r)})")
                     yield r
                     return
+            except httpx.TransportError as e:
+                if attempt >= RETRIES:
+                    raise RegistryError(f"{self.registry}: {e} (after {RETRIES} retries)") \
+                        from None
+                _backoff(attempt)
             except httpx.HTTPError as e:
                 raise RegistryError(f"{self.registry}: {e}") from None
 
@@ -230,16 +249,29 @@ class Client:
         return Manifest(media_type, digest, raw)
 
     def blob(self, repository: str, digest: str, out: IO[bytes]) -> int:
-        """Stream a blob into out, verifying its sha256; returns its size."""
+        """Stream a blob into out (a seekable file), verifying its sha256;
+        returns its size. A connection dropped mid-stream starts over."""
         if not digest.startswith("sha256:"):
             raise RegistryError(f"unsupported digest {digest!r}")
-        h = hashlib.sha256()
-        size = 0
-        for r in self._get(f"{repository}/blobs/{digest}"):
-            for chunk in r.iter_bytes(1 << 20):
-                h.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
+        for attempt in range(RETRIES + 1):
+            out.seek(0)
+            out.truncate()
+            h = hashlib.sha256()
+            size = 0
+            try:
+                for r in self._get(f"{repository}/blobs/{digest}"):
+                    for chunk in r.iter_bytes(1 << 20):
+                        h.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+                break
+            except (httpx.TransportError, RegistryError) as e:
+                dropped = isinstance(e, httpx.TransportError)
+                if not dropped or attempt >= RETRIES:
+                    if dropped:
+                        raise RegistryError(f"blob {digest}: {e}") from None
+                    raise
+                _backoff(attempt)
         if "sha256:" + h.hexdigest() != digest:
             raise RegistryError(f"blob {digest}: content does not match its digest "
                                 f"(got sha256:{h.hexdigest()})")

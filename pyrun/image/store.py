@@ -33,6 +33,7 @@ GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip",
               "application/vnd.docker.image.rootfs.diff.tar.gzip")
 TAR_TYPES = ("application/vnd.oci.image.layer.v1.tar",)
 ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",)
+PARALLEL = 3  # layers downloaded at once, as Docker's max-concurrent-downloads
 
 
 class _Hashing:
@@ -200,6 +201,30 @@ class ImageStore:
         return self.image(ref.familiar, digest) if digest else None
 
     # ---- pulling ------------------------------------------------------------
+    def _pull_layers(self, client: Any, repository: str, layers: list[dict[str, Any]],
+                     diff_ids: list[str]) -> None:
+        """Download (in parallel, PARALLEL at a time) and unpack the layers
+        that are not stored yet. The threads are done before this returns:
+        pyrun spawns containers from a single-threaded process only."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(layer: dict[str, Any], diff_id: str) -> None:
+            short = layer["digest"][7:19]
+            if self.layer_path(diff_id).is_dir():
+                self.progress(f"{short}: already exists")
+                return
+            self.progress(f"{short}: downloading {layer.get('size', 0)} bytes")
+            blob = self.fetch_blob(client, repository, layer["digest"])
+            self.progress(f"{short}: verified, extracting")
+            self.unpack_layer(blob, layer["mediaType"], diff_id)
+            self.progress(f"{short}: done")
+
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            futures = [pool.submit(one, layer, diff_id)
+                       for layer, diff_id in zip(layers, diff_ids, strict=True)]
+            for future in futures:
+                future.result()  # the first failure, after all have ended
+
     def pull(self, text: str, platform: str = "linux/amd64", client: Any = None) -> str:
         """Pull an image; returns its manifest digest."""
         from pyrun.image import registry
@@ -222,16 +247,7 @@ class ImageStore:
             if len(diff_ids) != len(doc.get("layers", [])):
                 raise PyrunError(f"{ref}: the manifest has {len(doc.get('layers', []))} layers, "
                                  f"its config {len(diff_ids)} diff ids")
-            for layer, diff_id in zip(doc["layers"], diff_ids, strict=True):
-                short = layer["digest"][7:19]
-                if self.layer_path(diff_id).is_dir():
-                    self.progress(f"{short}: already exists")
-                    continue
-                self.progress(f"{short}: downloading {layer.get('size', 0)} bytes")
-                blob = self.fetch_blob(client, ref.repository, layer["digest"])
-                self.progress(f"{short}: verified, extracting")
-                self.unpack_layer(blob, layer["mediaType"], diff_id)
-                self.progress(f"{short}: done")
+            self._pull_layers(client, ref.repository, doc["layers"], diff_ids)
             self.put_blob(manifest.raw)
             self.tag(ref, manifest.digest)
             return str(manifest.digest)

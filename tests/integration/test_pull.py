@@ -173,6 +173,19 @@ def test_login_and_logout(pyrun: Pyrun, auth_registry: Registry, tmp_path: Path)
     assert run_with_env(pyrun, env, "logout", host).returncode == 125
 
 
+def test_retries_after_5xx_and_dropped_connections(pyrun: Pyrun, registry: Registry) -> None:
+    from tests.registry import flaky_proxy
+
+    with flaky_proxy(registry.host) as (proxy, seen):
+        r = pyrun("pull", f"{proxy}/test/layered:v1")
+        assert r.returncode == 0, r.stderr
+        blobs = {path: n for path, n in seen.items() if "/blobs/" in path}
+        assert len(blobs) == 4  # config + 3 layers
+        assert set(blobs.values()) == {3}  # 503, dropped, then served
+    r = pyrun("run", "--rm", f"{proxy}/test/layered:v1", "cat", "/data/keep")
+    assert r.stdout == "keep\n", r.stderr
+
+
 def test_unknown_image_and_tag(pyrun: Pyrun, registry: Registry) -> None:
     r = pyrun("pull", f"{registry.host}/test/nosuch")
     assert r.returncode == 125 and "not found" in r.stderr
