@@ -134,9 +134,11 @@ def build_layered_layout(dest: Path, base: Path) -> Path:
 
 
 @contextmanager
-def flaky_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
+def flaky_proxy(upstream: str, stall: threading.Event | None = None
+                ) -> Iterator[tuple[str, dict[str, int]]]:
     """A proxy to a registry that fails each blob twice before serving it:
-    first a 503, then a connection dropped halfway through the body.
+    first a 503, then a connection dropped halfway through the body. With
+    `stall`, it instead sends half of every blob and waits for the event.
     Yields (host:port, requests seen per path)."""
     seen: dict[str, int] = {}
 
@@ -146,7 +148,7 @@ def flaky_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
         def do_GET(self) -> None:
             n = seen[self.path] = seen.get(self.path, 0) + 1
             is_blob = "/blobs/" in self.path
-            if is_blob and n == 1:
+            if is_blob and n == 1 and stall is None:
                 self.send_response(503)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -165,6 +167,12 @@ def flaky_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
                     self.send_header(key, headers[key])
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if is_blob and stall is not None and int(headers.get("Content-Length") or 0) > 4096:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                stall.wait(30)
+                self.close_connection = True
+                return
             if is_blob and n == 2:
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()

@@ -54,6 +54,16 @@ class _Hashing:
         return "sha256:" + self.sha.hexdigest()
 
 
+def _remove_stale(final: Path) -> None:
+    """Temp files of `final` left by a pull that was killed. Called under
+    the digest's lock, so no live pull is writing them."""
+    for stale in final.parent.glob(f".tmp-*-{final.name}"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def _hex(digest: str) -> str:
     algo, _, hexpart = digest.partition(":")
     if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef"
@@ -95,6 +105,7 @@ class ImageStore:
             if path.exists():  # another pull brought it while we waited
                 return path
             path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale(path)
             tmp = path.parent / f".tmp-{os.getpid()}-{path.name}"
             try:
                 with open(tmp, "wb") as f:
@@ -127,8 +138,8 @@ class ImageStore:
             if dest.is_dir():
                 return dest
             dest.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale(dest)
             tmp = dest.parent / f".tmp-{os.getpid()}-{dest.name}"
-            shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(mode=0o755)
             try:
                 with open(blob, "rb") as raw:

@@ -186,6 +186,33 @@ def test_retries_after_5xx_and_dropped_connections(pyrun: Pyrun, registry: Regis
     assert r.stdout == "keep\n", r.stderr
 
 
+def test_pull_killed_midway_is_completed_by_the_next(pyrun: Pyrun, registry: Registry) -> None:
+    import threading
+    import time
+
+    from tests.registry import flaky_proxy
+
+    stall = threading.Event()
+    with flaky_proxy(registry.host, stall) as (proxy, _):
+        p = pyrun.popen("pull", f"{proxy}/test/busybox", stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+        storage = pyrun.root / "storage"
+        deadline = time.monotonic() + 30
+        while not list(storage.rglob(".tmp-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        partial = list(storage.rglob(".tmp-*"))
+        assert partial, "the pull never started writing the layer"
+        p.kill()  # SIGKILL: no cleanup of any kind
+        p.wait()
+        stall.set()
+    assert (pyrun.root / "storage/layers").exists() is False or not list(
+        (pyrun.root / "storage/layers").iterdir())
+    r = pyrun("pull", f"{registry.host}/test/busybox")
+    assert r.returncode == 0, r.stderr
+    assert list(storage.rglob(".tmp-*")) == []  # the killed pull's temp files are gone
+    assert pyrun("run", "--rm", f"{registry.host}/test/busybox", "true").returncode == 0
+
+
 def test_unknown_image_and_tag(pyrun: Pyrun, registry: Registry) -> None:
     r = pyrun("pull", f"{registry.host}/test/nosuch")
     assert r.returncode == 125 and "not found" in r.stderr
