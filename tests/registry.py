@@ -33,9 +33,9 @@ class Registry:
     process: subprocess.Popen[bytes]
     credentials: tuple[str, str] | None = None
 
-    def push(self, layout: Path, name: str) -> None:
+    def push(self, layout: Path, name: str, *options: str) -> None:
         creds = ["--dest-creds", ":".join(self.credentials)] if self.credentials else []
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", *creds,
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", *creds, *options,
                         f"oci:{layout}:latest", f"docker://{self.host}/{name}"],
                        check=True, capture_output=True)
 
@@ -192,3 +192,62 @@ def flaky_proxy(upstream: str, stall: threading.Event | None = None
     finally:
         server.shutdown()
         server.server_close()
+
+
+def build_multiarch_layout(dest: Path, amd64: Path, arm64: Path) -> Path:
+    """An OCI layout whose "latest" is an image index of two platforms:
+    linux/amd64 -> the image of `amd64`, linux/arm64 -> that of `arm64`."""
+    import hashlib
+    import json
+
+    layout = dest / "multi"
+    shutil.copytree(arm64, layout)  # its blobs include the base image's
+    entries = []
+    for src, arch in ((amd64, "amd64"), (arm64, "arm64")):
+        entry = json.loads((src / "index.json").read_text())["manifests"][0]
+        entry.pop("annotations", None)
+        entry["platform"] = {"os": "linux", "architecture": arch}
+        entries.append(entry)
+        for blob in (src / "blobs/sha256").iterdir():
+            target = layout / "blobs/sha256" / blob.name
+            if not target.exists():
+                shutil.copy(blob, target)
+    index = json.dumps({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": entries}).encode()
+    digest = hashlib.sha256(index).hexdigest()
+    (layout / "blobs/sha256" / digest).write_bytes(index)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": f"sha256:{digest}",
+        "size": len(index), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
+    return layout
+
+
+def build_zstd_layout(dest: Path, src: Path) -> Path:
+    """`src` with every layer recompressed as zstd (media type tar+zstd).
+    The config's diff ids (digests of the uncompressed tars) do not change."""
+    import gzip
+    import hashlib
+    import json
+
+    import zstandard
+
+    layout = dest / "zstd"
+    shutil.copytree(src, layout)
+    blobs = layout / "blobs/sha256"
+
+    def put(data: bytes) -> tuple[str, int]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return f"sha256:{digest}", len(data)
+
+    index = json.loads((layout / "index.json").read_text())
+    entry = index["manifests"][0]
+    manifest = json.loads((blobs / entry["digest"][7:]).read_text())
+    for layer in manifest["layers"]:
+        tar = gzip.decompress((blobs / layer["digest"][7:]).read_bytes())
+        layer["digest"], layer["size"] = put(zstandard.ZstdCompressor().compress(tar))
+        layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd"
+    entry["digest"], entry["size"] = put(json.dumps(manifest).encode())
+    (layout / "index.json").write_text(json.dumps(index))
+    return layout

@@ -17,6 +17,8 @@ from tests.registry import (
     Registry,
     build_busybox_layout,
     build_layered_layout,
+    build_multiarch_layout,
+    build_zstd_layout,
     start_registry,
 )
 
@@ -27,7 +29,10 @@ pytestmark = pytest.mark.root
 def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dest = tmp_path_factory.mktemp("layouts")
     busybox = build_busybox_layout(dest)
-    return {"busybox": busybox, "layered": build_layered_layout(dest, busybox)}
+    layered = build_layered_layout(dest, busybox)
+    return {"busybox": busybox, "layered": layered,
+            "multi": build_multiarch_layout(dest, busybox, layered),
+            "zstd": build_zstd_layout(dest, layered)}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +41,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory,
     reg = start_registry(tmp_path_factory.mktemp("reg") / "open")
     reg.push(layouts["busybox"], "test/busybox:latest")
     reg.push(layouts["layered"], "test/layered:v1")
+    reg.push(layouts["multi"], "test/multi:latest", "--all")
+    reg.push(layouts["zstd"], "test/zstd:latest")
     yield reg
     reg.stop()
 
@@ -211,6 +218,31 @@ def test_pull_killed_midway_is_completed_by_the_next(pyrun: Pyrun, registry: Reg
     assert r.returncode == 0, r.stderr
     assert list(storage.rglob(".tmp-*")) == []  # the killed pull's temp files are gone
     assert pyrun("run", "--rm", f"{registry.host}/test/busybox", "true").returncode == 0
+
+
+def test_multi_platform_index_selects_the_platform(pyrun: Pyrun, registry: Registry) -> None:
+    image = f"{registry.host}/test/multi"
+    r = pyrun("run", "--rm", image, "ls", "/data")  # linux/amd64: plain busybox
+    assert r.returncode == 1 and "No such file" in r.stderr
+    r = pyrun("run", "--rm", "--pull", "always", "--platform", "linux/arm64", image,
+              "cat", "/data/keep")
+    assert r.stdout == "keep\n", r.stderr
+    r = pyrun("pull", "--platform", "linux/s390x", image)
+    assert r.returncode == 125
+    assert "no image for linux/s390x" in r.stderr and "linux/arm64" in r.stderr
+
+
+def test_zstd_layers(pyrun: Pyrun, registry: Registry) -> None:
+    image = f"{registry.host}/test/zstd"
+    r = pyrun("pull", image)
+    assert r.returncode == 0, r.stderr
+    digest = r.stdout.split()[1]
+    manifest = json.loads((pyrun.root / "storage/blobs/sha256" /
+                           digest.removeprefix("sha256:")).read_text())
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {
+        "application/vnd.oci.image.layer.v1.tar+zstd"}
+    r = pyrun("run", "--rm", image, "sh", "-c", "cat /data/keep; ls /cache")
+    assert r.stdout == "keep\nnew\n", r.stderr
 
 
 def test_unknown_image_and_tag(pyrun: Pyrun, registry: Registry) -> None:
