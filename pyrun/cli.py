@@ -181,27 +181,6 @@ def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any
 
 
 @cli.command()
-@click.argument("image")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the manifest digest.")
-@click.option("--platform", default="linux/amd64", show_default=True,
-              help="OS/ARCH[/VARIANT] to pull from a multi-platform image.")
-@pass_ctx
-def pull(ctx: Context, image: str, quiet: bool, platform: str) -> None:
-    """Pull an image from its registry into the store."""
-    from pyrun.image.store import ImageStore
-
-    store = ImageStore(ctx.root, progress=(lambda line: None) if quiet else None)
-    digest = store.pull(image, platform)
-    if quiet:
-        click.echo(digest)
-    else:
-        from pyrun.image.reference import parse
-
-        click.echo(f"Digest: {digest}")
-        click.echo(str(parse(image)))
-
-
-@cli.command()
 @click.argument("server")
 @click.option("-u", "--username", help="User name (prompted for if missing).")
 @click.option("-p", "--password", help="Password (prefer --password-stdin).")
@@ -239,25 +218,63 @@ def logout(server: str) -> None:
     click.echo(f"Removing login credentials for {server}")
 
 
-@cli.command()
+@cli.group()
+def image() -> None:
+    """Manage the images of the store."""
+
+
+def _store(ctx: Context) -> Any:
+    from pyrun.image.store import ImageStore
+
+    return ImageStore(ctx.root)
+
+
+def _images_in_use(ctx: Context) -> dict[str, str]:
+    """Manifest digest -> a container that uses it."""
+    used: dict[str, str] = {}
+    for c in ctx.store().containers():
+        doc = c.read()
+        digest = doc.get("Config", {}).get("ImageManifest")
+        if digest:
+            used.setdefault(digest, doc.get("Name", c.short_id))
+    return used
+
+
+@image.command("pull")
+@click.argument("name")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the manifest digest.")
+@click.option("--platform", default="linux/amd64", show_default=True,
+              help="OS/ARCH[/VARIANT] to pull from a multi-platform image.")
+@pass_ctx
+def pull(ctx: Context, name: str, quiet: bool, platform: str) -> None:
+    """Pull an image from its registry into the store."""
+    from pyrun.image.reference import parse
+    from pyrun.image.store import ImageStore
+
+    store = ImageStore(ctx.root, progress=(lambda line: None) if quiet else None)
+    digest = store.pull(name, platform)
+    if quiet:
+        click.echo(digest)
+    else:
+        click.echo(f"Digest: {digest}")
+        click.echo(str(parse(name)))
+
+
+@image.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only image ids.")
 @click.option("--digests", is_flag=True, help="Show manifest digests.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_ctx
 def images(ctx: Context, quiet: bool, digests: bool, fmt: str) -> None:
     """List the images in the store."""
-    from pyrun.image.store import ImageStore
-
-    store = ImageStore(ctx.root)
+    store = _store(ctx)
     rows = []
     for name_tag, digest in store.images():
         name, _, tag = name_tag.rpartition(":")
-        manifest = json.loads(store.read_blob(digest))
-        config_digest = manifest["config"]["digest"]
-        size = sum(int(layer.get("size", 0)) for layer in manifest.get("layers", []))
-        created = json.loads(store.read_blob(config_digest)).get("created", "")
+        info = store.inspect(digest)
         rows.append({"Repository": name.removeprefix("docker.io/library/"), "Tag": tag,
-                     "Digest": digest, "ID": config_digest, "Created": created, "Size": size})
+                     "Digest": digest, "ID": info["Id"], "Created": info["Created"],
+                     "Size": info["Size"]})
     if quiet:
         for row in rows:
             click.echo(row["ID"][7:19])
@@ -273,9 +290,98 @@ def images(ctx: Context, quiet: bool, digests: bool, fmt: str) -> None:
         table.append([row["Repository"], row["Tag"]] + ([row["Digest"]] if digests else []) + [
             row["ID"][7:19], _age(row["Created"][:19] + "Z") if row["Created"] else "",
             f"{row['Size'] / 1e6:.2f}MB"])
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    _print_table(table)
+
+
+def _print_table(table: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@image.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Remove even if a container uses it.")
+@pass_ctx
+def rmi(ctx: Context, names: tuple[str, ...], force: bool) -> None:
+    """Remove images: their names, then the data nothing else uses."""
+    store = _store(ctx)
+    used = _images_in_use(ctx)
+    failed = False
+    for name in names:
+        try:
+            digest, keys = store.find(name)
+            if digest in used and not force:
+                raise PyrunError(f"conflict: unable to remove {name}: container {used[digest]} "
+                                 "uses it (remove the container, or use -f)")
+            store.untag(keys)
+            for key in keys:
+                click.echo(f"Untagged: {key}")
+        except PyrunError as e:
+            click.echo(f"pyrun: {e}", err=True)
+            failed = True
+    blobs, layers = store.prune(set(used))
+    if blobs or layers:
+        click.echo(f"Deleted: {blobs} blobs, {layers} layers")
+    if failed:
+        sys.exit(1)
+
+
+@image.command("prune")
+@pass_ctx
+def image_prune(ctx: Context) -> None:
+    """Delete the blobs and layers that no image or container uses."""
+    blobs, layers = _store(ctx).prune(set(_images_in_use(ctx)))
+    click.echo(f"Deleted: {blobs} blobs, {layers} layers")
+
+
+@image.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def image_inspect(ctx: Context, names: tuple[str, ...]) -> None:
+    """Details of images, as a JSON list (Docker's fields)."""
+    store = _store(ctx)
+    click.echo(json.dumps([store.inspect(store.find(n)[0]) for n in names], indent=2))
+
+
+@image.command("history")
+@click.argument("name")
+@click.option("--no-trunc", is_flag=True, help="Do not shorten CREATED BY.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_ctx
+def history(ctx: Context, name: str, no_trunc: bool, fmt: str) -> None:
+    """The layers of an image: how each was made, and its size."""
+    store = _store(ctx)
+    rows = store.history(store.find(name)[0])
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row, sort_keys=True))
+        return
+    table = [["CREATED", "CREATED BY", "SIZE", "COMMENT"]]
+    for row in rows:
+        by = row["CreatedBy"]
+        if not no_trunc and len(by) > 45:
+            by = by[:44] + "…"
+        table.append([_age(row["Created"][:19] + "Z") if row["Created"] else "", by,
+                      f"{row['Size'] / 1e6:.2f}MB", row["Comment"]])
+    _print_table(table)
+
+
+@image.command("tag")
+@click.argument("source")
+@click.argument("target")
+@pass_ctx
+def tag(ctx: Context, source: str, target: str) -> None:
+    """Give an image another name: TARGET refers to SOURCE."""
+    _store(ctx).tag_as(source, target)
+
+
+# Docker's short forms.
+cli.add_command(pull, "pull")
+cli.add_command(images, "images")
+cli.add_command(rmi, "rmi")
+cli.add_command(history, "history")
+cli.add_command(tag, "tag")
 
 
 def _age(created: str) -> str:

@@ -301,7 +301,8 @@ class Runtime:
             raise UsageError("an image or --rootfs is required")
         argv = command_for(spec, image)
         cgroups.check(spec.limits, spec.cgroup_parent)
-        config = {"Image": image.name, "Cmd": argv, "AutoRemove": spec.remove,
+        config = {"Image": image.name, "ImageID": image.id, "ImageManifest": image.manifest,
+                  "Cmd": argv, "AutoRemove": spec.remove,
                   "Tty": spec.tty, "OpenStdin": spec.interactive}
         container = self.store.create(spec.name, config)
         trace(f"container {container.id}")

@@ -55,6 +55,8 @@ class Image:
     name: str
     layers: tuple[Path, ...]  # lower directories, topmost first
     config: ImageConfig = field(default_factory=ImageConfig)
+    id: str = ""  # the config's digest, for images of the store
+    manifest: str = ""  # the manifest's digest, for images of the store
 
 
 def image_for_rootfs(path: Path) -> Image:

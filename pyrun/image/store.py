@@ -193,6 +193,110 @@ class ImageStore:
         """(name:tag, manifest digest) of every tagged image."""
         return sorted((k, v) for k, v in self._repositories().items() if "@" not in k)
 
+    def find(self, text: str) -> tuple[str, list[str]]:
+        """An image by reference, or by (a prefix of) its id: its manifest
+        digest and the repositories.json keys that name it."""
+        repos = self._repositories()
+        bare = text.removeprefix("sha256:")
+        if len(bare) >= 4 and all(c in "0123456789abcdef" for c in bare):
+            by_id = {d for d in set(repos.values())
+                     if self.config_digest(d).removeprefix("sha256:").startswith(bare)}
+            if len(by_id) > 1:
+                raise PyrunError(f"image id {text!r} is ambiguous")
+            if by_id:
+                found = by_id.pop()
+                return found, [k for k, v in repos.items() if v == found]
+        ref = parse(text)
+        digest = self.resolve(ref)
+        if digest is None:
+            raise PyrunError(f"no such image: {text}")
+        keys = [f"{ref.name}:{ref.tag}"] if ref.tag and not ref.digest else [
+            k for k, v in repos.items() if v == digest]
+        return digest, keys
+
+    def config_digest(self, manifest_digest: str) -> str:
+        return str(json.loads(self.read_blob(manifest_digest))["config"]["digest"])
+
+    def untag(self, keys: list[str]) -> None:
+        """Remove names; a digest whose last tag goes loses its @digest name
+        too. The data goes with prune()."""
+        with self._lock("repositories"):
+            repos = self._repositories()
+            for key in keys:
+                repos.pop(key, None)
+            tagged = {v for k, v in repos.items() if "@" not in k}
+            repos = {k: v for k, v in repos.items() if "@" not in k or v in tagged}
+            write_json(self.dir / "repositories.json", repos)
+
+    def tag_as(self, source: str, target: str) -> None:
+        digest, _ = self.find(source)
+        ref = parse(target)
+        if ref.digest:
+            raise PyrunError(f"cannot tag with a digest: {target}")
+        self.tag(ref, digest)
+
+    def prune(self, in_use: set[str] | frozenset[str] = frozenset()) -> tuple[int, int]:
+        """Delete blobs and layers that neither a named image nor a container
+        (`in_use`: manifest digests) refers to; returns how many of each.
+        Under the repositories lock: no tag appears meanwhile."""
+        with self._lock("repositories"):
+            keep_blobs: set[str] = set()
+            keep_layers: set[str] = set()
+            live = set(self._repositories().values()) | {
+                d for d in in_use if self.blob_path(d).exists()}
+            for digest in live:
+                keep_blobs.add(digest)
+                doc = json.loads(self.read_blob(digest))
+                for m in doc.get("manifests", []):  # an index: its manifests
+                    keep_blobs.add(m["digest"])
+                if "config" in doc:
+                    keep_blobs.add(doc["config"]["digest"])
+                    keep_blobs.update(layer["digest"] for layer in doc.get("layers", []))
+                    config = json.loads(self.read_blob(doc["config"]["digest"]))
+                    keep_layers.update(config.get("rootfs", {}).get("diff_ids", []))
+            blobs = layers = 0
+            for path in (self.dir / "blobs" / "sha256").glob("*"):
+                if not path.name.startswith(".") and f"sha256:{path.name}" not in keep_blobs:
+                    path.unlink()
+                    blobs += 1
+            for path in (self.dir / "layers").glob("*"):
+                if not path.name.startswith(".") and f"sha256:{path.name}" not in keep_layers:
+                    shutil.rmtree(path)
+                    layers += 1
+            return blobs, layers
+
+    def inspect(self, manifest_digest: str) -> dict[str, Any]:
+        """Docker's `image inspect` fields that the store knows."""
+        manifest = json.loads(self.read_blob(manifest_digest))
+        config = json.loads(self.read_blob(manifest["config"]["digest"]))
+        names = [k for k, v in self._repositories().items() if v == manifest_digest]
+        return {
+            "Id": manifest["config"]["digest"],
+            "RepoTags": sorted(k for k in names if "@" not in k),
+            "RepoDigests": sorted(k for k in names if "@" in k),
+            "Created": config.get("created", ""),
+            "Architecture": config.get("architecture", ""),
+            "Os": config.get("os", ""),
+            "Config": config.get("config", {}),
+            "RootFS": config.get("rootfs", {}),
+            "Size": sum(int(layer.get("size", 0)) for layer in manifest.get("layers", [])),
+            "Manifest": manifest_digest,
+        }
+
+    def history(self, manifest_digest: str) -> list[dict[str, Any]]:
+        """config.history, newest first, each with the size of its layer
+        (entries marked empty_layer made none)."""
+        manifest = json.loads(self.read_blob(manifest_digest))
+        config = json.loads(self.read_blob(manifest["config"]["digest"]))
+        sizes = iter(int(layer.get("size", 0)) for layer in manifest.get("layers", []))
+        rows = []
+        for entry in config.get("history", []):
+            size = 0 if entry.get("empty_layer") else next(sizes, 0)
+            rows.append({"Created": entry.get("created", ""),
+                         "CreatedBy": entry.get("created_by", ""),
+                         "Comment": entry.get("comment", ""), "Size": size})
+        return list(reversed(rows))
+
     # ---- reading an image -----------------------------------------------
     def image(self, name: str, manifest_digest: str) -> Image:
         manifest = json.loads(self.read_blob(manifest_digest))
@@ -204,7 +308,8 @@ class ImageStore:
             raise PyrunError(f"image {name}: {len(missing)} layer(s) missing: pull it again")
         # overlayfs wants the topmost layer first
         return Image(name=name, layers=tuple(reversed(layers)),
-                     config=ImageConfig.from_json(config_doc))
+                     config=ImageConfig.from_json(config_doc), id=manifest["config"]["digest"],
+                     manifest=manifest_digest)
 
     def lookup(self, text: str) -> Image | None:
         ref = parse(text)

@@ -291,3 +291,40 @@ def test_concurrent_pulls_of_one_image(pyrun: Pyrun, registry: Registry) -> None
     assert len(layers) == 3 and all(p.is_dir() for p in layers)
     assert os.listdir(pyrun.root / "storage/layers") == [p.name for p in layers]
     assert pyrun("run", "--rm", image, "cat", "/data/keep").stdout == "keep\n"
+
+
+def test_tag_inspect_history_rmi_prune(pyrun: Pyrun, registry: Registry) -> None:
+    image = f"{registry.host}/test/layered:v1"
+    assert pyrun("pull", "-q", image).returncode == 0
+    assert pyrun("tag", image, "mine:1").returncode == 0
+    listing = pyrun("images", "--format", "json").stdout.splitlines()
+    rows = [json.loads(line) for line in listing]
+    assert {(r["Repository"], r["Tag"]) for r in rows} == {
+        (f"{registry.host}/test/layered", "v1"), ("mine", "1")}
+    assert len({r["ID"] for r in rows}) == 1  # one image, two names
+    (info,) = json.loads(pyrun("image", "inspect", "mine:1").stdout)
+    assert info["Id"] == rows[0]["ID"]
+    assert set(info["RepoTags"]) == {"docker.io/library/mine:1",
+                                     f"{registry.host}/test/layered:v1"}
+    assert len(info["RootFS"]["diff_ids"]) == 3
+    assert info["Os"] == "linux"
+    # by id prefix too, as docker allows
+    assert json.loads(pyrun("image", "inspect", info["Id"][7:19]).stdout)[0]["Id"] == info["Id"]
+    hist = [json.loads(line) for line in pyrun("history", "--format", "json",
+                                                   "mine:1").stdout.splitlines()]
+    assert sum(1 for h in hist if h["Size"] > 0) == 3  # one row per layer made
+    # an image a container uses is not removed without -f
+    assert pyrun("run", "--name", "user", "mine:1", "true").returncode == 0
+    r = pyrun("rmi", "mine:1")
+    assert r.returncode == 1 and "container user uses it" in r.stderr
+    assert pyrun("rm", "user").returncode == 0
+    r = pyrun("rmi", "mine:1")
+    assert r.returncode == 0 and "Untagged: docker.io/library/mine:1" in r.stdout
+    assert "Deleted" not in r.stdout  # still named by the registry tag
+    r = pyrun("image", "rm", image)
+    assert r.returncode == 0 and "Deleted: " in r.stdout
+    storage = pyrun.root / "storage"
+    assert list((storage / "layers").iterdir()) == []
+    assert list((storage / "blobs/sha256").iterdir()) == []
+    assert pyrun("images", "-q").stdout == ""
+    assert pyrun("rmi", "nosuch:image").returncode == 1
