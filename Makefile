@@ -11,7 +11,8 @@ CORE    := pyrun/.core-built
 APT_PACKAGES := gcc make libc6-dev python3-dev python3-venv busybox-static runc util-linux \
 	docker-registry skopeo umoci apache2-utils
 
-.PHONY: all deps install run test test-unit test-vm lint rootfs bench bench-vm clean
+.PHONY: all deps install import-busybox run test test-unit test-vm lint rootfs bench bench-vm \
+	clean
 
 all: install
 
@@ -40,7 +41,19 @@ $(INIT): csrc/pyrun_init.c
 rootfs:
 	$(MAKE) -C rootfs
 
-install: deps $(CORE) $(INIT) rootfs
+# The embedded busybox as a real image in the default store (pyrun import),
+# again whenever the rootfs was rebuilt or the image is gone from the store.
+BUSYBOX_CHANGES := -c 'CMD ["sh"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+import-busybox: rootfs $(CORE)
+	@if [ rootfs/build/busybox/config.json -nt rootfs/build/.imported ] || \
+	    ! $(BIN)/pyrun image inspect busybox:latest >/dev/null 2>&1; then \
+		echo "importing busybox into the store"; \
+		tar -C rootfs/build/busybox/rootfs -c . | \
+			$(BIN)/pyrun import $(BUSYBOX_CHANGES) - busybox:latest && \
+		$(BIN)/pyrun image prune >/dev/null && touch rootfs/build/.imported; \
+	fi
+
+install: deps $(CORE) $(INIT) rootfs import-busybox
 	ln -sf $(CURDIR)/$(BIN)/pyrun /usr/local/bin/pyrun
 
 run: install

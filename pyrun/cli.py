@@ -367,6 +367,31 @@ def history(ctx: Context, name: str, no_trunc: bool, fmt: str) -> None:
     _print_table(table)
 
 
+@image.command("import")
+@click.argument("source")
+@click.argument("name", default="")
+@click.option("-c", "--change", "changes", multiple=True,
+              help='Dockerfile instruction for the config: CMD ["sh"], ENV K=V, WORKDIR, USER.')
+@pass_ctx
+def image_import(ctx: Context, source: str, name: str, changes: tuple[str, ...]) -> None:
+    """Make a one-layer image from a root filesystem tar (FILE, or - for
+    stdin), as `docker import` does; prints its id."""
+    from pyrun.image import apply_changes
+
+    config = apply_changes(changes)
+    store = _store(ctx)
+    target = name or f"imported-{os.getpid()}:latest"
+    if source == "-":
+        digest = store.import_tar(sys.stdin.buffer, target, config)
+    else:
+        try:
+            with open(source, "rb") as f:
+                digest = store.import_tar(f, target, config)
+        except FileNotFoundError:
+            raise PyrunError(f"import: {source}: no such file") from None
+    click.echo(store.config_digest(digest))
+
+
 @image.command("tag")
 @click.argument("source")
 @click.argument("target")
@@ -382,6 +407,7 @@ cli.add_command(images, "images")
 cli.add_command(rmi, "rmi")
 cli.add_command(history, "history")
 cli.add_command(tag, "tag")
+cli.add_command(image_import, "import")
 
 
 def _age(created: str) -> str:

@@ -1,10 +1,11 @@
 """Images: the name -> root filesystem seam.
 
-`Catalog.lookup(name)` is what `run` asks. It answers from, in order:
-directory images pyrun knows by short name (the embedded busybox: a
-``rootfs/`` and an OCI ``config.json``), then the content-addressed store
-(pyrun.image.store), pulling from the registry when the image is missing
-(``--pull missing``, Docker's default), always, or never.
+`Catalog.lookup(name)` is what `run` asks. It answers from, in order: the
+content-addressed store (pyrun.image.store), then directory images pyrun
+knows by short name (the embedded busybox, a ``rootfs/`` and an OCI
+``config.json``, for stores it was not imported into), and then pulls from
+the registry when the image is missing (``--pull missing``, Docker's
+default), always, or never.
 """
 
 from __future__ import annotations
@@ -115,10 +116,6 @@ class Catalog:
         self.platform = platform
 
     def lookup(self, name: str) -> Image:
-        if self.pull != "always":
-            image = self.local.find(name)
-            if image is not None:
-                return image
         from pyrun.image.store import ImageStore
 
         store = ImageStore(self.root)
@@ -126,6 +123,9 @@ class Catalog:
             found = store.lookup(name)
             if found is not None:
                 return found
+            image = self.local.find(name)
+            if image is not None:
+                return image
         if self.pull == "never":
             raise PyrunError(f"image {name!r} not found and --pull never")
         digest = store.pull(name, self.platform)
@@ -133,3 +133,36 @@ class Catalog:
         if found is None:
             raise PyrunError(f"image {name!r}: pulled {digest} but cannot find it")
         return found
+
+
+def apply_changes(changes: list[str] | tuple[str, ...]) -> dict[str, object]:
+    """`import --change` instructions (Dockerfile syntax) as an OCI config
+    object: CMD and ENTRYPOINT (JSON or shell form), ENV, WORKDIR, USER."""
+    config: dict[str, object] = {}
+    env: list[str] = []
+    for change in changes:
+        word, _, rest = change.strip().partition(" ")
+        word, rest = word.upper(), rest.strip()
+        if word in ("CMD", "ENTRYPOINT"):
+            try:
+                value = json.loads(rest) if rest.startswith("[") else ["/bin/sh", "-c", rest]
+            except ValueError:
+                raise PyrunError(f"invalid --change {change!r}: not a JSON array") from None
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise PyrunError(f"invalid --change {change!r}: expected strings")
+            config["Cmd" if word == "CMD" else "Entrypoint"] = value
+        elif word == "ENV" and "=" in rest:
+            env.append(rest)
+        elif word == "ENV" and " " in rest:
+            key, _, value_text = rest.partition(" ")
+            env.append(f"{key}={value_text.strip()}")
+        elif word == "WORKDIR" and rest.startswith("/"):
+            config["WorkingDir"] = rest
+        elif word == "USER" and rest:
+            config["User"] = rest
+        else:
+            raise PyrunError(f"invalid --change {change!r}: supported are CMD, ENTRYPOINT, "
+                             "ENV KEY=VALUE, WORKDIR /dir, USER name")
+    if env:
+        config["Env"] = env
+    return config

@@ -54,6 +54,21 @@ class _Hashing:
         return "sha256:" + self.sha.hexdigest()
 
 
+class _HashingWriter:
+    """A write-only stream that hashes what passes through it."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        return self.inner.write(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
 def _remove_stale(final: Path) -> None:
     """Temp files of `final` left by a pull that was killed. Called under
     the digest's lock, so no live pull is writing them."""
@@ -315,6 +330,54 @@ class ImageStore:
         ref = parse(text)
         digest = self.resolve(ref)
         return self.image(ref.familiar, digest) if digest else None
+
+    # ---- importing ----------------------------------------------------------
+    def import_tar(self, stream: IO[bytes], name: str, config: dict[str, Any]) -> str:
+        """`docker import`: a flat root filesystem tar becomes a one-layer
+        image named `name`; `config` is its "config" object (Cmd, Env...).
+        Returns the manifest digest."""
+        import time
+
+        ref = parse(name)
+        if ref.digest:
+            raise PyrunError(f"cannot import as a digest: {name}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        blobs = self.dir / "blobs" / "sha256"
+        blobs.mkdir(parents=True, exist_ok=True)
+        # The layer is stored gzip-compressed, hashing both forms on the way.
+        tmp = blobs / f".tmp-{os.getpid()}-import"
+        try:
+            raw_sha = hashlib.sha256()
+            with open(tmp, "wb") as out:
+                gz_out = _HashingWriter(out)
+                with gzip.GzipFile(fileobj=gz_out, mode="wb", mtime=0) as gz:
+                    while chunk := stream.read(1 << 20):
+                        raw_sha.update(chunk)
+                        gz.write(chunk)
+            diff_id = "sha256:" + raw_sha.hexdigest()
+            layer_digest = "sha256:" + gz_out.sha.hexdigest()
+            size = tmp.stat().st_size
+            path = self.blob_path(layer_digest)
+            if not path.exists():
+                os.rename(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.unpack_layer(self.blob_path(layer_digest), GZIP_TYPES[0], diff_id)
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        config_doc = {"architecture": "amd64", "os": "linux", "created": created,
+                      "config": config, "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                      "history": [{"created": created, "created_by": "pyrun import",
+                                   "comment": "Imported from tarball"}]}
+        config_raw = json.dumps(config_doc, sort_keys=True).encode()
+        manifest = {"schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                               "digest": self.put_blob(config_raw), "size": len(config_raw)},
+                    "layers": [{"mediaType": GZIP_TYPES[0], "digest": layer_digest,
+                                "size": size}]}
+        digest = self.put_blob(json.dumps(manifest, sort_keys=True).encode())
+        self.tag(ref, digest)
+        return digest
 
     # ---- pulling ------------------------------------------------------------
     def _pull_layers(self, client: Any, repository: str, layers: list[dict[str, Any]],

@@ -328,3 +328,22 @@ def test_tag_inspect_history_rmi_prune(pyrun: Pyrun, registry: Registry) -> None
     assert list((storage / "blobs/sha256").iterdir()) == []
     assert pyrun("images", "-q").stdout == ""
     assert pyrun("rmi", "nosuch:image").returncode == 1
+
+
+def test_import_a_rootfs_tar(pyrun: Pyrun, tmp_path: Path) -> None:
+    from tests.conftest import BUSYBOX_ROOTFS
+
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(BUSYBOX_ROOTFS), "-cf", str(tar), "."], check=True)
+    r = pyrun("import", "-c", 'CMD ["echo", "from the image"]', "-c", "ENV GREETING=hi",
+              str(tar), "local/bb:1")
+    assert r.returncode == 0, r.stderr
+    image_id = r.stdout.strip()
+    assert image_id.startswith("sha256:")
+    r = pyrun("run", "--rm", "--pull", "never", "local/bb:1")
+    assert r.stdout == "from the image\n", r.stderr
+    assert pyrun("run", "--rm", "local/bb:1", "sh", "-c", "echo $GREETING").stdout == "hi\n"
+    (info,) = json.loads(pyrun("image", "inspect", "local/bb:1").stdout)
+    assert info["Id"] == image_id
+    assert pyrun("import", "-c", "RUN make", str(tar), "x:1").returncode == 125
+    assert pyrun("import", str(tmp_path / "missing.tar"), "x:1").returncode == 125

@@ -103,3 +103,15 @@ def test_catalog_never_pulls_with_pull_never(tmp_path: Path) -> None:
         Catalog(tmp_path, pull="never").lookup("127.0.0.1:1/nothing")
     with pytest.raises(PyrunError, match="invalid --pull"):
         Catalog(tmp_path, pull="sometimes")
+
+
+def test_import_changes() -> None:
+    from pyrun.image import apply_changes
+
+    assert apply_changes(['CMD ["sh", "-c", "x"]', "ENTRYPOINT /init --flag", "ENV A=1",
+                          "ENV B two", "WORKDIR /w", "USER nobody"]) == {
+        "Cmd": ["sh", "-c", "x"], "Entrypoint": ["/bin/sh", "-c", "/init --flag"],
+        "Env": ["A=1", "B=two"], "WorkingDir": "/w", "User": "nobody"}
+    for bad in ("RUN make", "CMD [1, 2]", "CMD [oops", "WORKDIR relative"):
+        with pytest.raises(PyrunError, match="invalid --change"):
+            apply_changes([bad])
