@@ -392,6 +392,44 @@ def image_import(ctx: Context, source: str, name: str, changes: tuple[str, ...])
     click.echo(store.config_digest(digest))
 
 
+@image.command("save")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write to this file (default: stdout, which must not be a terminal).")
+@pass_ctx
+def save(ctx: Context, names: tuple[str, ...], output: Path | None) -> None:
+    """Write images to a tar: an OCI layout with Docker's manifest.json."""
+    from pyrun.image.layout import save as save_images
+    from pyrun.state import atomic_file
+
+    store = _store(ctx)
+    if output is None:
+        if sys.stdout.isatty():
+            raise PyrunError("save: refusing to write a tar to a terminal; use -o FILE")
+        save_images(store, list(names), sys.stdout.buffer)
+        return
+    with atomic_file(output) as f:
+        save_images(store, list(names), f)
+
+
+@image.command("load")
+@click.option("-i", "--input", "source", type=click.Path(path_type=Path),
+              help="Read this tar (or OCI layout directory); default stdin.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@pass_ctx
+def load(ctx: Context, source: Path | None, quiet: bool) -> None:
+    """Load images from a tar: an OCI layout or a `docker save` archive."""
+    from pyrun.image.layout import load as load_images
+    from pyrun.image.store import ImageStore
+
+    store = ImageStore(ctx.root, progress=(lambda line: None) if quiet else None)
+    if source is not None and not source.exists():
+        raise PyrunError(f"load: {source}: no such file")
+    for name in load_images(store, source if source is not None else sys.stdin.buffer):
+        if not quiet:
+            click.echo(f"Loaded image: {name}")
+
+
 @image.command("tag")
 @click.argument("source")
 @click.argument("target")
@@ -408,6 +446,8 @@ cli.add_command(rmi, "rmi")
 cli.add_command(history, "history")
 cli.add_command(tag, "tag")
 cli.add_command(image_import, "import")
+cli.add_command(save, "save")
+cli.add_command(load, "load")
 
 
 def _age(created: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pyrun.errors import PyrunError
 
@@ -34,14 +34,16 @@ DEFAULT_ROOT = Path("/var/lib/pyrun")
 DEFAULT_RUNROOT = Path("/run/pyrun")
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a file so that readers see the old or the new content, never a
-    part: write a temp file in the same directory, fsync, rename(2)."""
+@contextmanager
+def atomic_file(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file that readers see complete or not at all: the caller writes a
+    temp file in the same directory; on success it is fsynced and renamed
+    over path (rename(2) is atomic), on error removed."""
     tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -50,6 +52,11 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    with atomic_file(path, mode) as f:
+        f.write(data)
 
 
 def write_json(path: Path, doc: Any) -> None:

@@ -404,32 +404,41 @@ class ImageStore:
             for future in futures:
                 future.result()  # the first failure, after all have ended
 
-    def pull(self, text: str, platform: str = "linux/amd64", client: Any = None) -> str:
-        """Pull an image; returns its manifest digest."""
+    def fetch(self, source: Any, repository: str, reference: str,
+              platform: str = "linux/amd64") -> str:
+        """Bring one image from `source` (a registry.Client, or a local
+        layout.Layout: anything with manifest() and blob()) into the store:
+        the platform's manifest of an index, its config, its layers. Returns
+        the manifest digest; tagging is the caller's."""
+        from pyrun.image import registry
+
+        os_name, _, arch = platform.partition("/")
+        arch, _, variant = arch.partition("/")
+        manifest = source.manifest(repository, reference)
+        if manifest.media_type in registry.INDEX_TYPES:
+            self.put_blob(manifest.raw)
+            digest = registry.select_platform(manifest.json(), os_name, arch, variant or None)
+            manifest = source.manifest(repository, digest)
+        doc = manifest.json()
+        config_path = self.fetch_blob(source, repository, doc["config"]["digest"])
+        diff_ids = json.loads(config_path.read_bytes()).get("rootfs", {}).get("diff_ids", [])
+        if len(diff_ids) != len(doc.get("layers", [])):
+            raise PyrunError(f"{repository}@{manifest.digest}: the manifest has "
+                             f"{len(doc.get('layers', []))} layers, its config "
+                             f"{len(diff_ids)} diff ids")
+        self._pull_layers(source, repository, doc["layers"], diff_ids)
+        self.put_blob(manifest.raw)
+        return str(manifest.digest)
+
+    def pull(self, text: str, platform: str = "linux/amd64") -> str:
+        """Pull an image from its registry; returns its manifest digest."""
         from pyrun.image import registry
 
         ref = parse(text)
-        os_name, _, arch = platform.partition("/")
-        arch, _, variant = arch.partition("/")
-        own = client is None
-        client = client or registry.Client(ref.registry)
+        client = registry.Client(ref.registry)
         try:
-            manifest = client.manifest(ref.repository, ref.pull_ref)
-            if manifest.media_type in registry.INDEX_TYPES:
-                self.put_blob(manifest.raw)
-                digest = registry.select_platform(manifest.json(), os_name, arch,
-                                                  variant or None)
-                manifest = client.manifest(ref.repository, digest)
-            doc = manifest.json()
-            config_path = self.fetch_blob(client, ref.repository, doc["config"]["digest"])
-            diff_ids = json.loads(config_path.read_bytes()).get("rootfs", {}).get("diff_ids", [])
-            if len(diff_ids) != len(doc.get("layers", [])):
-                raise PyrunError(f"{ref}: the manifest has {len(doc.get('layers', []))} layers, "
-                                 f"its config {len(diff_ids)} diff ids")
-            self._pull_layers(client, ref.repository, doc["layers"], diff_ids)
-            self.put_blob(manifest.raw)
-            self.tag(ref, manifest.digest)
-            return str(manifest.digest)
+            digest = self.fetch(client, ref.repository, ref.pull_ref, platform)
         finally:
-            if own:
-                client.close()
+            client.close()
+        self.tag(ref, digest)
+        return digest

@@ -347,3 +347,53 @@ def test_import_a_rootfs_tar(pyrun: Pyrun, tmp_path: Path) -> None:
     assert info["Id"] == image_id
     assert pyrun("import", "-c", "RUN make", str(tar), "x:1").returncode == 125
     assert pyrun("import", str(tmp_path / "missing.tar"), "x:1").returncode == 125
+
+
+def test_save_and_load_round_trip(pyrun: Pyrun, registry: Registry, tmp_path: Path) -> None:
+    image = f"{registry.host}/test/layered:v1"
+    assert pyrun("pull", "-q", image).returncode == 0
+    archive = tmp_path / "out.tar"
+    r = pyrun("save", "-o", str(archive), image)
+    assert r.returncode == 0, r.stderr
+    names = subprocess.run(["tar", "-tf", str(archive)], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert {"oci-layout", "index.json", "manifest.json"} <= set(names)
+    other = Pyrun(tmp_path / "other-root", tmp_path / "other-run")
+    r = other("load", "-i", str(archive))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"Loaded image: {image}\n"
+    assert other("run", "--rm", "--pull", "never", image, "cat", "/data/keep").stdout == "keep\n"
+    assert other("rmi", image).returncode == 0
+
+
+@pytest.mark.parametrize("transport", ["docker-archive", "oci-archive"])
+def test_load_archives_made_by_skopeo(pyrun: Pyrun, layouts: dict[str, Path], tmp_path: Path,
+                                      transport: str) -> None:
+    archive = tmp_path / f"{transport}.tar"
+    dest = f"{transport}:{archive}:" + ("skopeo/bb:2" if transport == "docker-archive"
+                                        else "docker.io/skopeo/bb:2")
+    subprocess.run(["skopeo", "copy", "--quiet", f"oci:{layouts['layered']}:latest", dest],
+                   check=True, capture_output=True)
+    r = pyrun("load", "-i", str(archive))
+    assert r.returncode == 0, r.stderr
+    assert "skopeo/bb:2" in r.stdout
+    r = pyrun("run", "--rm", "--pull", "never", "skopeo/bb:2", "sh", "-c",
+              "cat /data/keep; ls /cache")
+    assert r.stdout == "keep\nnew\n", r.stderr
+
+
+def test_load_rejects_hostile_or_broken_archives(pyrun: Pyrun, tmp_path: Path) -> None:
+    import io
+    import tarfile
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        info = tarfile.TarInfo("../escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    r = pyrun("load", "-i", str(evil))
+    assert r.returncode == 125 and "not a readable image archive" in r.stderr
+    assert not (tmp_path / "escaped").exists()
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar" * 100)
+    assert pyrun("load", "-i", str(junk)).returncode == 125
+    assert pyrun("load", "-i", str(tmp_path / "missing.tar")).returncode == 125
