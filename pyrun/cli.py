@@ -199,7 +199,8 @@ def login(server: str, username: str | None, password: str | None,
         username = click.prompt("Username")
     if not password:
         password = click.prompt("Password", hide_input=True)
-    client = registry.Client(server, (username, password))
+    base = registry.RegistryConfig.load().endpoints(server)[-1]
+    client = registry.Client(server, (username, password), base=base)
     try:
         client.ping()
     finally:

@@ -132,15 +132,63 @@ class Manifest:
         return doc
 
 
-class Client:
-    """One registry; one session of connections and tokens."""
+def config_path() -> Path:
+    return Path(os.environ.get("PYRUN_CONFIG", "/etc/pyrun/config.json"))
 
-    def __init__(self, registry: str, credentials: tuple[str, str] | None = None) -> None:
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """pyrun's registry settings, Docker daemon.json style:
+
+        {"insecure-registries": ["myreg:5000"],
+         "registry-mirrors": ["https://mirror.example"]}       (for docker.io)
+    or  {"registry-mirrors": {"docker.io": [...], "quay.io": [...]}}
+    """
+
+    insecure: tuple[str, ...] = ()
+    mirrors: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> RegistryConfig:
+        path = path or config_path()
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as e:
+            raise PyrunError(f"{path}: {e}") from None
+        mirrors = doc.get("registry-mirrors") or {}
+        if isinstance(mirrors, list):
+            mirrors = {DOCKER_HUB: mirrors}
+        if not isinstance(mirrors, dict) or not all(
+                isinstance(v, list) and all(isinstance(u, str) for u in v)
+                for v in mirrors.values()):
+            raise PyrunError(f"{path}: registry-mirrors must be a list of URLs, or a map "
+                             "from registry to such lists")
+        insecure = doc.get("insecure-registries") or []
+        if not isinstance(insecure, list) or not all(isinstance(h, str) for h in insecure):
+            raise PyrunError(f"{path}: insecure-registries must be a list of hosts")
+        return cls(tuple(insecure), tuple((k, tuple(v)) for k, v in mirrors.items()))
+
+    def endpoints(self, registry: str) -> list[str]:
+        """Base URLs to try for a registry: its mirrors, then itself."""
+        own = DOCKER_HUB_API if registry == DOCKER_HUB else registry
+        scheme = "http" if is_loopback(registry) or registry in self.insecure else "https"
+        mirrors = dict(self.mirrors).get(registry, ())
+        return [m.rstrip("/") for m in mirrors] + [f"{scheme}://{own}"]
+
+
+class Client:
+    """One registry endpoint; one session of connections and tokens."""
+
+    def __init__(self, registry: str, credentials: tuple[str, str] | None = None,
+                 base: str | None = None) -> None:
         self.registry = registry
-        host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
-        scheme = "http" if is_loopback(registry) else "https"
-        self.base = f"{scheme}://{host}"
-        self.credentials = credentials if credentials is not None else credentials_for(registry)
+        self.base = base or RegistryConfig().endpoints(registry)[-1]
+        if credentials is None:
+            credentials = credentials_for(httpx.URL(self.base).netloc.decode()
+                                          if base else registry)
+        self.credentials = credentials
         self.http = httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30, connect=10),
                                  headers={"User-Agent": "pyrun"})
         self.authorization: str | None = None

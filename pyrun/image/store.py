@@ -431,14 +431,23 @@ class ImageStore:
         return str(manifest.digest)
 
     def pull(self, text: str, platform: str = "linux/amd64") -> str:
-        """Pull an image from its registry; returns its manifest digest."""
+        """Pull an image from its registry, trying its configured mirrors
+        first (a mirror that fails or lacks the image is skipped, as Docker
+        does); returns the manifest digest."""
         from pyrun.image import registry
 
         ref = parse(text)
-        client = registry.Client(ref.registry)
-        try:
-            digest = self.fetch(client, ref.repository, ref.pull_ref, platform)
-        finally:
-            client.close()
+        endpoints = registry.RegistryConfig.load().endpoints(ref.registry)
+        for i, base in enumerate(endpoints):
+            client = registry.Client(ref.registry, base=base)
+            try:
+                digest = self.fetch(client, ref.repository, ref.pull_ref, platform)
+                break
+            except registry.RegistryError as e:
+                if i == len(endpoints) - 1:
+                    raise
+                self.progress(f"mirror {base}: {e}; trying the next")
+            finally:
+                client.close()
         self.tag(ref, digest)
         return digest

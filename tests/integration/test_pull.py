@@ -397,3 +397,18 @@ def test_load_rejects_hostile_or_broken_archives(pyrun: Pyrun, tmp_path: Path) -
     junk.write_bytes(b"not a tar" * 100)
     assert pyrun("load", "-i", str(junk)).returncode == 125
     assert pyrun("load", "-i", str(tmp_path / "missing.tar")).returncode == 125
+
+
+def test_registry_mirror_serves_docker_hub_names(pyrun: Pyrun, registry: Registry,
+                                                 layouts: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    registry.push(layouts["busybox"], "library/busybox:latest")
+    config = tmp_path / "pyrun.json"
+    config.write_text(json.dumps({"registry-mirrors": [
+        "http://127.0.0.1:1",  # dead: skipped
+        f"http://{registry.host}"]}))
+    r = run_with_env(pyrun, {"PYRUN_CONFIG": str(config)}, "pull", "busybox")
+    assert r.returncode == 0, r.stderr
+    assert "mirror http://127.0.0.1:1" in r.stderr and "trying the next" in r.stderr
+    assert "docker.io/library/busybox:latest" in r.stdout
+    assert pyrun("images", "--format", "json").stdout.count('"Repository": "busybox"') == 1
