@@ -11,7 +11,8 @@ CORE    := pyrun/.core-built
 APT_PACKAGES := gcc make libc6-dev python3-dev python3-venv busybox-static runc util-linux \
 	docker-registry skopeo umoci apache2-utils
 
-.PHONY: all deps install import-busybox run test test-unit test-vm lint rootfs bench bench-vm \
+.PHONY: all deps install import-busybox run test test-unit test-vm lint rootfs bench bench-pull \
+	bench-vm \
 	clean
 
 all: install
@@ -75,6 +76,9 @@ lint: $(CORE)
 
 bench: install
 	$(BIN)/python bench/startup.py
+
+bench-pull: install
+	$(BIN)/python bench/pull.py
 
 bench-vm: install
 	bash tests/vm/run-vm.sh --exec '$(CURDIR)/$(BIN)/python bench/cgroup_cost.py' 
