@@ -249,10 +249,11 @@ def _images_in_use(ctx: Context) -> dict[str, str]:
 @pass_ctx
 def pull(ctx: Context, name: str, quiet: bool, platform: str) -> None:
     """Pull an image from its registry into the store."""
+    from pyrun.image.progress import Progress
     from pyrun.image.reference import parse
     from pyrun.image.store import ImageStore
 
-    store = ImageStore(ctx.root, progress=(lambda line: None) if quiet else None)
+    store = ImageStore(ctx.root, progress=Progress(quiet=quiet))
     digest = store.pull(name, platform)
     if quiet:
         click.echo(digest)
@@ -421,9 +422,10 @@ def save(ctx: Context, names: tuple[str, ...], output: Path | None) -> None:
 def load(ctx: Context, source: Path | None, quiet: bool) -> None:
     """Load images from a tar: an OCI layout or a `docker save` archive."""
     from pyrun.image.layout import load as load_images
+    from pyrun.image.progress import Progress
     from pyrun.image.store import ImageStore
 
-    store = ImageStore(ctx.root, progress=(lambda line: None) if quiet else None)
+    store = ImageStore(ctx.root, progress=Progress(quiet=quiet))
     if source is not None and not source.exists():
         raise PyrunError(f"load: {source}: no such file")
     for name in load_images(store, source if source is not None else sys.stdin.buffer):

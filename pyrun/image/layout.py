@@ -23,6 +23,7 @@ import json
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,7 +73,8 @@ class Layout:
             INDEX_TYPE if "manifests" in json.loads(raw) else MANIFEST_TYPE)
         return Manifest(media_type, reference, raw)
 
-    def blob(self, repository: str, digest: str, out: IO[bytes]) -> int:
+    def blob(self, repository: str, digest: str, out: IO[bytes],
+             on_bytes: Callable[[int], None] | None = None) -> int:
         h = hashlib.sha256()
         size = 0
         with open(self._path(digest), "rb") as f:
@@ -80,6 +82,8 @@ class Layout:
                 h.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(size)
         if "sha256:" + h.hexdigest() != digest:
             raise RegistryError(f"archive blob {digest}: content does not match its digest")
         return size

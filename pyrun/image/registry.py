@@ -23,7 +23,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -296,7 +296,8 @@ class Client:
                                 f"{media_type!r}")
         return Manifest(media_type, digest, raw)
 
-    def blob(self, repository: str, digest: str, out: IO[bytes]) -> int:
+    def blob(self, repository: str, digest: str, out: IO[bytes],
+             on_bytes: Callable[[int], None] | None = None) -> int:
         """Stream a blob into out (a seekable file), verifying its sha256;
         returns its size. A connection dropped mid-stream starts over."""
         if not digest.startswith("sha256:"):
@@ -312,6 +313,8 @@ class Client:
                         h.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(size)
                 break
             except (httpx.TransportError, RegistryError) as e:
                 dropped = isinstance(e, httpx.TransportError)

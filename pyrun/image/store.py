@@ -19,13 +19,13 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from pyrun.errors import PyrunError
 from pyrun.image import Image, ImageConfig
+from pyrun.image.progress import Progress
 from pyrun.image.reference import Reference, parse
 from pyrun.state import file_lock, write_json
 
@@ -88,9 +88,9 @@ def _hex(digest: str) -> str:
 
 
 class ImageStore:
-    def __init__(self, root: Path, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(self, root: Path, progress: Progress | None = None) -> None:
         self.dir = root / "storage"
-        self.progress = progress or (lambda line: print(line, file=sys.stderr))
+        self.progress = progress or Progress()
 
     # ---- paths and locks ------------------------------------------------
     def blob_path(self, digest: str) -> Path:
@@ -111,7 +111,8 @@ class ImageStore:
             raise PyrunError(f"blob {digest} is missing from the store") from None
 
     # ---- writing ------------------------------------------------------------
-    def fetch_blob(self, client: Any, repository: str, digest: str) -> Path:
+    def fetch_blob(self, client: Any, repository: str, digest: str,
+                   on_bytes: Callable[[int], None] | None = None) -> Path:
         """The blob, downloaded and verified unless already stored."""
         path = self.blob_path(digest)
         if path.exists():
@@ -124,7 +125,7 @@ class ImageStore:
             tmp = path.parent / f".tmp-{os.getpid()}-{path.name}"
             try:
                 with open(tmp, "wb") as f:
-                    client.blob(repository, digest, f)
+                    client.blob(repository, digest, f, on_bytes)
                     f.flush()
                     os.fsync(f.fileno())
                 os.rename(tmp, path)
@@ -390,13 +391,15 @@ class ImageStore:
         def one(layer: dict[str, Any], diff_id: str) -> None:
             short = layer["digest"][7:19]
             if self.layer_path(diff_id).is_dir():
-                self.progress(f"{short}: already exists")
+                self.progress.event(short, "already exists")
                 return
-            self.progress(f"{short}: downloading {layer.get('size', 0)} bytes")
-            blob = self.fetch_blob(client, repository, layer["digest"])
-            self.progress(f"{short}: verified, extracting")
+            size = int(layer.get("size", 0))
+            self.progress.event(short, f"downloading {size} bytes")
+            blob = self.fetch_blob(client, repository, layer["digest"],
+                                   lambda done: self.progress.transferred(short, done, size))
+            self.progress.event(short, "verified, extracting")
             self.unpack_layer(blob, layer["mediaType"], diff_id)
-            self.progress(f"{short}: done")
+            self.progress.event(short, "done")
 
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
             futures = [pool.submit(one, layer, diff_id)
@@ -446,7 +449,7 @@ class ImageStore:
             except registry.RegistryError as e:
                 if i == len(endpoints) - 1:
                     raise
-                self.progress(f"mirror {base}: {e}; trying the next")
+                self.progress.note(f"mirror {base}: {e}; trying the next")
             finally:
                 client.close()
         self.tag(ref, digest)

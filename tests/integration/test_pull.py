@@ -412,3 +412,33 @@ def test_registry_mirror_serves_docker_hub_names(pyrun: Pyrun, registry: Registr
     assert "mirror http://127.0.0.1:1" in r.stderr and "trying the next" in r.stderr
     assert "docker.io/library/busybox:latest" in r.stdout
     assert pyrun("images", "--format", "json").stdout.count('"Repository": "busybox"') == 1
+
+
+def test_pull_progress_on_a_terminal(pyrun: Pyrun, registry: Registry) -> None:
+    """On a tty the per-layer lines are redrawn in place, with a bar."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        p = pyrun.popen("pull", f"{registry.host}/test/layered:v1", stdout=subprocess.DEVNULL,
+                        stderr=slave, stdin=subprocess.DEVNULL)
+        assert p.wait(timeout=60) == 0
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    text = out.decode()
+    assert "\x1b[2K" in text and "\x1b[3A" in text  # three layer lines, redrawn
+    assert text.count(": done") >= 3
+    assert "Downloading [" in text
