@@ -9,7 +9,7 @@ INIT    := pyrun/libexec/pyrun-init
 CORE    := pyrun/.core-built
 # Debian packages the build, the tests and the benchmarks need.
 APT_PACKAGES := gcc make libc6-dev python3-dev python3-venv busybox-static runc util-linux \
-	docker-registry skopeo umoci apache2-utils
+	docker-registry skopeo umoci apache2-utils debootstrap
 
 .PHONY: all deps install import-busybox run test test-unit test-vm lint rootfs bench bench-pull \
 	bench-vm \

@@ -14,7 +14,7 @@ for two images:
   hashing dominate);
 - "debian": a Debian bookworm minbase root made with debootstrap (many
   small files: unpacking dominates). Built once and cached under
-  /var/cache/pyrun-bench; it needs Debian's mirror (a package registry).
+  /var/cache/pyrun-test (shared with the tests); it needs Debian's mirror.
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.registry import Registry, start_registry, umoci  # noqa: E402
+from tests.registry import Registry, debian_layout, start_registry, umoci  # noqa: E402
 
 PYRUN = REPO / ".venv" / "bin" / "pyrun"
-CACHE = Path("/var/cache/pyrun-bench")
 
 
 def random_layout(dest: Path) -> Path:
@@ -49,34 +48,6 @@ def random_layout(dest: Path) -> Path:
         umoci("repack", "--image", f"{layout}:latest", str(bundle))
         shutil.rmtree(bundle)
     return layout
-
-
-def debian_layout(dest: Path) -> Path | None:
-    """A cached OCI layout of debootstrap --variant=minbase bookworm."""
-    layout = CACHE / "debian-layout"
-    if (layout / "index.json").exists():
-        return layout
-    if shutil.which("debootstrap") is None:
-        print("debian: skipped (apt-get install debootstrap)")
-        return None
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".debian-", dir=CACHE))
-    try:
-        print("debian: debootstrap --variant=minbase bookworm (once, cached)...", flush=True)
-        umoci("init", "--layout", str(tmp / "layout"))
-        umoci("new", "--image", f"{tmp / 'layout'}:latest")
-        umoci("unpack", "--image", f"{tmp / 'layout'}:latest", str(tmp / "bundle"))
-        r = subprocess.run(["debootstrap", "--variant=minbase", "bookworm",
-                            str(tmp / "bundle" / "rootfs"), "http://deb.debian.org/debian"],
-                           capture_output=True, text=True, check=False)
-        if r.returncode != 0:
-            print(f"debian: skipped, debootstrap failed: {r.stderr.strip()[-300:]}")
-            return None
-        umoci("repack", "--image", f"{tmp / 'layout'}:latest", str(tmp / "bundle"))
-        os.rename(tmp / "layout", layout)
-        return layout
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -116,9 +87,10 @@ def main() -> None:
     results = {}
     try:
         layouts = {"random-100mb": random_layout(work)}
-        debian = debian_layout(work)
-        if debian is not None:
-            layouts["debian"] = debian
+        if shutil.which("debootstrap"):
+            layouts["debian"] = debian_layout()
+        else:
+            print("debian: skipped (apt-get install debootstrap)")
         for name, layout in layouts.items():
             reg.push(layout, f"bench/{name}:latest")
             results[name] = bench_image(reg, name, args.runs, work)

@@ -4,9 +4,12 @@ busybox rootfs and pushed with skopeo (as shared/DESIGN.md prescribes)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -120,6 +123,9 @@ def build_layered_layout(dest: Path, base: Path) -> Path:
     (root / "data/link").symlink_to("/data/keep")
     (root / "data/suid").write_text("#!/bin/sh\n")
     (root / "data/suid").chmod(0o4755)
+    os.mknod(root / "data/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.chmod(root / "data/null", 0o666)  # mknod's mode passes through the umask
+    os.mkfifo(root / "data/fifo")
     umoci("repack", "--image", f"{layout}:latest", str(bundle))
     shutil.rmtree(bundle)
     umoci("unpack", "--image", f"{layout}:latest", str(bundle))
@@ -251,3 +257,31 @@ def build_zstd_layout(dest: Path, src: Path) -> Path:
     entry["digest"], entry["size"] = put(json.dumps(manifest).encode())
     (layout / "index.json").write_text(json.dumps(index))
     return layout
+
+
+DEBIAN_CACHE = Path("/var/cache/pyrun-test")
+
+
+def debian_layout() -> Path:
+    """An OCI layout of `debootstrap --variant=minbase bookworm`, built once
+    and cached (debootstrap takes a minute or two and needs Debian's
+    mirror, a package registry); made under a temp name, then renamed."""
+    layout = DEBIAN_CACHE / "debian-layout"
+    if (layout / "index.json").exists():
+        return layout
+    DEBIAN_CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".debian-", dir=DEBIAN_CACHE))
+    try:
+        umoci("init", "--layout", str(tmp / "layout"))
+        umoci("new", "--image", f"{tmp / 'layout'}:latest")
+        umoci("unpack", "--image", f"{tmp / 'layout'}:latest", str(tmp / "bundle"))
+        subprocess.run(["debootstrap", "--variant=minbase", "bookworm",
+                        str(tmp / "bundle" / "rootfs"), "http://deb.debian.org/debian"],
+                       check=True, capture_output=True)
+        umoci("repack", "--image", f"{tmp / 'layout'}:latest", str(tmp / "bundle"))
+        umoci("config", "--image", f"{tmp / 'layout'}:latest", "--config.cmd", "bash",
+              "--config.env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        os.rename(tmp / "layout", layout)
+        return layout
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -112,8 +112,12 @@ def test_layers_whiteouts_and_opaque_dirs(pyrun: Pyrun, registry: Registry) -> N
     out = r.stdout.split()
     assert "gone" not in out  # deleted in the top layer: really gone
     assert "old" not in out  # the directory was replaced (opaque)
-    assert out[:6] == ["hard", "keep", "link", "suid", "new", "keep"]
-    assert out[6:] == ["/data/keep", "4755", "2"]
+    assert out[:8] == ["fifo", "hard", "keep", "link", "null", "suid", "new", "keep"]
+    assert out[8:] == ["/data/keep", "4755", "2"]
+    r = pyrun("run", "--rm", image, "sh", "-c",
+              "stat -c '%F %t:%T %a' /data/null; stat -c %F /data/fifo; echo x > /data/null")
+    assert r.stdout.splitlines() == ["character special file 1:3 666", "fifo"], r.stderr
+    assert r.returncode == 0
 
 
 def test_basic_auth(pyrun: Pyrun, auth_registry: Registry, tmp_path: Path) -> None:
@@ -442,3 +446,22 @@ def test_pull_progress_on_a_terminal(pyrun: Pyrun, registry: Registry) -> None:
     assert "\x1b[2K" in text and "\x1b[3A" in text  # three layer lines, redrawn
     assert text.count(": done") >= 3
     assert "Downloading [" in text
+
+
+def test_a_real_debian_image(pyrun: Pyrun, registry: Registry) -> None:
+    """debootstrap's minbase root (cached across runs), pushed, pulled, run."""
+    from tests.registry import debian_layout
+
+    registry.push(debian_layout(), "test/debian:bookworm")
+    image = f"{registry.host}/test/debian:bookworm"
+    r = pyrun("run", "--rm", image, "bash", "-c",
+              "cat /etc/debian_version; stat -c '%a %U' /usr/bin/passwd; "
+              "getent passwd _apt | cut -d: -f1; dpkg-query -W -f='${Package}\\n' dpkg")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("12.")
+    assert lines[1:] == ["4755 root", "_apt", "dpkg"]
+    # with its own user namespace too: owners shifted, setuid kept
+    r = pyrun("run", "--rm", "--userns", "private", image, "stat", "-c", "%a %u",
+              "/usr/bin/passwd")
+    assert r.stdout == "4755 0\n", r.stderr
