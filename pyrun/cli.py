@@ -540,6 +540,25 @@ def rm(ctx: Context, containers: tuple[str, ...], force: bool) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("container")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write to this file (default: stdout, which must not be a terminal).")
+@pass_ctx
+def export(ctx: Context, container: str, output: Path | None) -> None:
+    """A container's filesystem as a flat tar (pyrun import reads it back)."""
+    from pyrun.state import atomic_file
+
+    c = ctx.store().find(container)
+    if output is None:
+        if sys.stdout.isatty():
+            raise PyrunError("export: refusing to write a tar to a terminal; use -o FILE")
+        runtime.export_container(c, sys.stdout.buffer)
+        return
+    with atomic_file(output) as f:
+        runtime.export_container(c, f)
+
+
 def _running(ctx: Context, refs: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
     """(name, state) of running containers: the given ones, or all."""
     store = ctx.store()

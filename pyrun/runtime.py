@@ -22,7 +22,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import IO, Protocol
 
 from pyrun import caps as capabilities
 from pyrun import cgroups, config, core, rootfs, tty
@@ -242,6 +242,33 @@ def collect_garbage(store: Store, trace: Tracer) -> None:
                 container.update(Status="exited", ExitCode=137, Pid=0)
 
 
+def export_container(container: Container, out: IO[bytes]) -> None:
+    """The container's filesystem as a flat tar (docker export): its
+    writable layer over the image's, through a read-only overlay of them
+    all (an overlay with no upperdir cannot be written), mounted privately
+    in its runtime directory for the time of the export."""
+    import tarfile
+
+    doc = container.read()
+    layers = [container.upper] + [Path(p) for p in doc.get("Config", {}).get("Layers", [])]
+    if not all(p.is_dir() for p in layers):
+        raise PyrunError(f"container {container.short_id}: its image layers are gone")
+    view = container.rundir / "export"
+    view.mkdir(parents=True, exist_ok=True)
+    lower = ":".join(str(p) for p in layers)
+    try:
+        core.mount("overlay", str(view), "overlay", config.MS_RDONLY, f"lowerdir={lower}")
+    except OSError as e:
+        raise PyrunError(f"export: mount the container's layers: {strerror(e)}") from None
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for entry in sorted(os.listdir(view)):
+                tar.add(view / entry, arcname=entry, recursive=True)
+    finally:
+        rootfs.unmount(view)
+        view.rmdir()
+
+
 def release_container(container: Container) -> None:
     """Idempotent: whatever is left of the container's cgroup, its overlay,
     the layers that overlay stacks. Every step runs even if one before it
@@ -302,6 +329,7 @@ class Runtime:
         argv = command_for(spec, image)
         cgroups.check(spec.limits, spec.cgroup_parent)
         config = {"Image": image.name, "ImageID": image.id, "ImageManifest": image.manifest,
+                  "Layers": [str(p) for p in image.layers],
                   "Cmd": argv, "AutoRemove": spec.remove,
                   "Tty": spec.tty, "OpenStdin": spec.interactive}
         container = self.store.create(spec.name, config)

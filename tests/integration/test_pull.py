@@ -465,3 +465,22 @@ def test_a_real_debian_image(pyrun: Pyrun, registry: Registry) -> None:
     r = pyrun("run", "--rm", "--userns", "private", image, "stat", "-c", "%a %u",
               "/usr/bin/passwd")
     assert r.stdout == "4755 0\n", r.stderr
+
+
+def test_export_then_import(pyrun: Pyrun, registry: Registry, tmp_path: Path) -> None:
+    image = f"{registry.host}/test/layered:v1"
+    r = pyrun("run", "--name", "ex", image, "sh", "-c",
+              "echo made inside > /made; rm /data/keep; mkdir /newdir")
+    assert r.returncode == 0, r.stderr
+    archive = tmp_path / "ex.tar"
+    assert pyrun("export", "-o", str(archive), "ex").returncode == 0
+    names = set(subprocess.run(["tar", "-tf", str(archive)], capture_output=True, text=True,
+                               check=True).stdout.split())
+    assert {"made", "newdir/", "data/suid", "bin/busybox"} <= names
+    assert "data/keep" not in names  # deleted in the container: not exported
+    assert not [n for n in names if ".wh." in n]
+    assert pyrun("import", str(archive), "exported:1").returncode == 0
+    r = pyrun("run", "--rm", "exported:1", "sh", "-c", "cat /made; ls /data")
+    assert r.stdout == "made inside\nfifo\nhard\nlink\nnull\nsuid\n", r.stderr
+    assert pyrun("rm", "ex").returncode == 0
+    assert pyrun("export", "nosuch").returncode == 125
