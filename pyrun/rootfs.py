@@ -8,7 +8,9 @@ filesystem as upperdir. The image directories are never modified.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +19,56 @@ from pyrun import core
 from pyrun.config import IdMap
 from pyrun.errors import PyrunError, strerror
 
+# mount(2) copies at most one page of options: longer lists must shrink.
+OPTIONS_MAX = 4000
+
 
 def mount_overlay(layers: tuple[Path, ...], upper: Path, work: Path, merged: Path) -> str:
-    """Mount the overlay; returns the options used (for --trace)."""
-    lower = ":".join(_escape(str(p)) for p in layers)
-    options = f"lowerdir={lower},upperdir={_escape(str(upper))},workdir={_escape(str(work))}"
+    """Mount the overlay; returns the options used (for --trace).
+
+    A long layer list does not fit in the one page of options mount(2)
+    takes. Then every layer gets a short symlink, l/<16 chars>, next to the
+    directory holding the layers, and the mount runs with that as its
+    working directory and relative lowerdir entries (Docker's overlay2
+    driver does the same)."""
+    tail = f",upperdir={_escape(str(upper))},workdir={_escape(str(work))}"
+    options = "lowerdir=" + ":".join(_escape(str(p)) for p in layers) + tail
+    cwd = None
+    if len(options) > OPTIONS_MAX:
+        cwd, short = _short_links(layers)
+        options = "lowerdir=" + ":".join(short) + tail
+        if len(options) > OPTIONS_MAX:
+            raise PyrunError(f"too many layers for one overlay mount ({len(layers)})")
+    saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if cwd else -1
     try:
+        if cwd:
+            os.chdir(cwd)
         core.mount("overlay", str(merged), "overlay", 0, options)
     except OSError as e:
         raise PyrunError(f"mount overlay on {merged}: {strerror(e)}") from None
+    finally:
+        if saved >= 0:
+            os.fchdir(saved)
+            os.close(saved)
     return options
+
+
+def _short_links(layers: tuple[Path, ...]) -> tuple[Path, list[str]]:
+    """(directory to mount from, "l/NAME" for each layer)."""
+    parents = {p.parent for p in layers}
+    if len(parents) != 1:
+        raise PyrunError(f"too many layers for one overlay mount ({len(layers)})")
+    base = parents.pop().parent
+    links = base / "l"
+    links.mkdir(exist_ok=True)
+    short = []
+    for layer in layers:
+        name = hashlib.sha256(layer.name.encode()).hexdigest()[:16]
+        link = links / name
+        with contextlib.suppress(FileExistsError):
+            link.symlink_to(Path("..") / layer.parent.name / layer.name)
+        short.append(f"l/{name}")
+    return base, short
 
 
 def _escape(path: str) -> str:
@@ -84,7 +126,6 @@ def shifted_layers(layers: tuple[Path, ...], idmap: IdMap, cache: Path) -> tuple
     appear owned by root. Cached per (layer, mapping); made under a temporary
     name and renamed, so a killed pyrun never leaves a half-shifted copy."""
     # Imported here: only this fallback needs them, and start-up time counts.
-    import hashlib
     import shutil
     import subprocess
 

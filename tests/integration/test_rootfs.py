@@ -60,3 +60,30 @@ def test_idmapped_layers_show_host_root_as_the_range(tmp_path: Path) -> None:
     finally:
         rootfs.unmount_layers(mounts)
     assert mounts_under(mounts) == []
+
+
+def test_long_layer_lists_fit_in_one_mount(tmp_path: Path) -> None:
+    """150 layers of 64-hex names: ~10 kB of options, over mount(2)'s page."""
+    layers_dir = tmp_path / "storage" / "layers"
+    layers = []
+    for i in range(150):
+        layer = layers_dir / f"{i:064x}"
+        layer.mkdir(parents=True)
+        (layer / f"file{i}").write_text(str(i))
+        layers.append(layer)
+    (layers[0] / "shadowed").write_text("top")
+    (layers[-1] / "shadowed").write_text("bottom")
+    upper, work, merged = (tmp_path / n for n in ("upper", "work", "merged"))
+    for d in (upper, work, merged):
+        d.mkdir()
+    cwd = os.getcwd()
+    options = rootfs.mount_overlay(tuple(layers), upper, work, merged)
+    try:
+        assert len(options) < 4096
+        assert os.getcwd() == cwd  # restored
+        assert (merged / "file0").read_text() == "0"
+        assert (merged / "file149").read_text() == "149"
+        assert (merged / "shadowed").read_text() == "top"  # the first layer is the topmost
+    finally:
+        rootfs.unmount(merged)
+    assert mounts_under(tmp_path) == []
