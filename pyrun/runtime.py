@@ -330,6 +330,9 @@ class Runtime:
         cgroups.check(spec.limits, spec.cgroup_parent)
         config = {"Image": image.name, "ImageID": image.id, "ImageManifest": image.manifest,
                   "Layers": [str(p) for p in image.layers],
+                  "Volumes": list(image.config.volumes),
+                  "ExposedPorts": list(image.config.exposed_ports),
+                  "StopSignal": image.config.stop_signal or "SIGTERM",
                   "Cmd": argv, "AutoRemove": spec.remove,
                   "Tty": spec.tty, "OpenStdin": spec.interactive}
         container = self.store.create(spec.name, config)

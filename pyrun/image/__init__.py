@@ -29,6 +29,9 @@ class ImageConfig:
     env: tuple[str, ...] = ()
     workdir: str = ""
     user: str = ""
+    volumes: tuple[str, ...] = ()        # recorded; pyrun has no named volumes yet
+    exposed_ports: tuple[str, ...] = ()  # recorded for the networking to come
+    stop_signal: str = ""                # for `stop` of detached containers
 
     @classmethod
     def from_json(cls, doc: dict[str, object]) -> ImageConfig:
@@ -42,12 +45,19 @@ class ImageConfig:
                 raise PyrunError(f"image config: {key} is not a list of strings")
             return tuple(value)
 
+        def keys(key: str) -> tuple[str, ...]:
+            value = cfg.get(key) or {}
+            return tuple(sorted(value)) if isinstance(value, dict) else ()
+
         return cls(
             entrypoint=strings("Entrypoint"),
             cmd=strings("Cmd"),
             env=strings("Env"),
             workdir=str(cfg.get("WorkingDir") or ""),
             user=str(cfg.get("User") or ""),
+            volumes=keys("Volumes"),
+            exposed_ports=keys("ExposedPorts"),
+            stop_signal=str(cfg.get("StopSignal") or ""),
         )
 
 

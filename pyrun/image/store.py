@@ -279,6 +279,9 @@ class ImageStore:
                 if not path.name.startswith(".") and f"sha256:{path.name}" not in keep_layers:
                     shutil.rmtree(path)
                     layers += 1
+            for link in (self.dir / "l").glob("*"):  # rootfs.mount_overlay's short links
+                if not link.exists():
+                    link.unlink()
             return blobs, layers
 
     def inspect(self, manifest_digest: str) -> dict[str, Any]:

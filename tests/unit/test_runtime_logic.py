@@ -84,8 +84,12 @@ def test_resolve_user_does_not_follow_symlinks_out_of_the_root(tmp_path: Path) -
 def test_local_images(tmp_path: Path) -> None:
     (tmp_path / "img" / "rootfs").mkdir(parents=True)
     (tmp_path / "img" / "config.json").write_text(
-        '{"config": {"Cmd": ["sh"], "Env": ["A=1"], "WorkingDir": "/w"}}')
+        '{"config": {"Cmd": ["sh"], "Env": ["A=1"], "WorkingDir": "/w", '
+        '"Volumes": {"/data": {}}, "ExposedPorts": {"80/tcp": {}}, "StopSignal": "SIGQUIT"}}')
     img = LocalImages([tmp_path]).lookup("img:latest")
+    assert img.config.volumes == ("/data",)
+    assert img.config.exposed_ports == ("80/tcp",)
+    assert img.config.stop_signal == "SIGQUIT"
     assert img.config.cmd == ("sh",)
     assert img.config.env == ("A=1",)
     assert img.config.workdir == "/w"
