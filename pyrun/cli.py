@@ -17,7 +17,7 @@ import click
 
 from pyrun import __version__, caps, cgroups, config, runtime
 from pyrun.errors import PyrunError, strerror
-from pyrun.image import PULL_POLICIES, Catalog
+from pyrun.image import DEFAULT_PLATFORM, PULL_POLICIES, Catalog
 from pyrun.state import DEFAULT_ROOT, DEFAULT_RUNROOT, Store, owner_alive
 
 
@@ -26,7 +26,7 @@ class Context:
         self.root = root
         self.runroot = runroot
 
-    def images(self, pull: str = "missing", platform: str = "linux/amd64") -> Catalog:
+    def images(self, pull: str = "missing", platform: str = DEFAULT_PLATFORM) -> Catalog:
         return Catalog(self.root, pull, platform)
 
     def store(self) -> Store:
@@ -103,7 +103,7 @@ def cli(ctx: click.Context, root: Path, runroot: Path) -> None:
 @click.option("--pull", "pull_policy", type=click.Choice(PULL_POLICIES), default="missing",
               show_default=True, help="Pull the image from its registry: if missing, always "
               "or never.")
-@click.option("--platform", default="linux/amd64", show_default=True,
+@click.option("--platform", default=DEFAULT_PLATFORM, show_default=True,
               help="OS/ARCH[/VARIANT] to pull from a multi-platform image.")
 @pass_ctx
 def run(ctx: Context, /, args: tuple[str, ...], rootfs: Path | None, **opts: Any) -> None:
@@ -244,7 +244,7 @@ def _images_in_use(ctx: Context) -> dict[str, str]:
 @image.command("pull")
 @click.argument("name")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the manifest digest.")
-@click.option("--platform", default="linux/amd64", show_default=True,
+@click.option("--platform", default=DEFAULT_PLATFORM, show_default=True,
               help="OS/ARCH[/VARIANT] to pull from a multi-platform image.")
 @pass_ctx
 def pull(ctx: Context, name: str, quiet: bool, platform: str) -> None:

@@ -11,10 +11,22 @@ default), always, or never.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyrun.errors import PyrunError
+
+def host_platform() -> str:
+    """This host as an OCI platform: linux/amd64, linux/arm64/v8..."""
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "armv6l": "arm/v6",
+            "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x",
+            "riscv64": "riscv64"}.get(machine, machine)
+    return f"linux/{arch}"
+
+
+DEFAULT_PLATFORM = host_platform()
 
 # The embedded busybox image is built by `make rootfs` next to the package.
 BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "rootfs" / "build"
@@ -117,7 +129,7 @@ PULL_POLICIES = ("missing", "always", "never")
 class Catalog:
     """Directory images first, then the store, pulling per the policy."""
 
-    def __init__(self, root: Path, pull: str = "missing", platform: str = "linux/amd64") -> None:
+    def __init__(self, root: Path, pull: str = "missing", platform: str = DEFAULT_PLATFORM) -> None:
         if pull not in PULL_POLICIES:
             raise PyrunError(f"invalid --pull {pull!r}: expected missing, always or never")
         self.local = LocalImages([root / "images", BUILTIN_DIR])

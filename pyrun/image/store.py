@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pyrun.errors import PyrunError
-from pyrun.image import Image, ImageConfig
+from pyrun.image import DEFAULT_PLATFORM, Image, ImageConfig
 from pyrun.image.progress import Progress
 from pyrun.image.reference import Reference, parse
 from pyrun.state import file_lock, write_json
@@ -411,7 +411,7 @@ class ImageStore:
                 future.result()  # the first failure, after all have ended
 
     def fetch(self, source: Any, repository: str, reference: str,
-              platform: str = "linux/amd64") -> str:
+              platform: str = DEFAULT_PLATFORM) -> str:
         """Bring one image from `source` (a registry.Client, or a local
         layout.Layout: anything with manifest() and blob()) into the store:
         the platform's manifest of an index, its config, its layers. Returns
@@ -436,7 +436,7 @@ class ImageStore:
         self.put_blob(manifest.raw)
         return str(manifest.digest)
 
-    def pull(self, text: str, platform: str = "linux/amd64") -> str:
+    def pull(self, text: str, platform: str = DEFAULT_PLATFORM) -> str:
         """Pull an image from its registry, trying its configured mirrors
         first (a mirror that fails or lacks the image is skipped, as Docker
         does); returns the manifest digest."""
