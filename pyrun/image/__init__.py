@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pyrun.errors import PyrunError
 
+
 def host_platform() -> str:
     """This host as an OCI platform: linux/amd64, linux/arm64/v8..."""
     machine = os.uname().machine
