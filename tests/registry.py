@@ -190,11 +190,19 @@ def flaky_proxy(upstream: str, stall: threading.Event | None = None
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serve(Handler) as port:
+        yield f"127.0.0.1:{port}", seen
+
+
+@contextmanager
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """An HTTP server on a free loopback port, in a thread, for a test's
+    duration; yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"127.0.0.1:{server.server_port}", seen
+        yield int(server.server_port)
     finally:
         server.shutdown()
         server.server_close()

@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -93,11 +92,7 @@ def token_issuer(workdir: Path, users: dict[str, str]) -> Iterator[TokenIssuer]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield TokenIssuer(f"http://127.0.0.1:{server.server_port}/token", cert_file, seen)
-    finally:
-        server.shutdown()
-        server.server_close()
+    from tests.registry import serve
+
+    with serve(Handler) as port:
+        yield TokenIssuer(f"http://127.0.0.1:{port}/token", cert_file, seen)
