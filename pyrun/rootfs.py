@@ -170,6 +170,7 @@ class User:
     uid: int
     gid: int
     groups: tuple[int, ...]
+    home: str = "/"  # from /etc/passwd, for $HOME
 
 
 def read_in_root(root: Path, path: str) -> str | None:
@@ -203,19 +204,17 @@ def resolve_user(root: Path, spec: str) -> User:
     groups = _entries(read_in_root(root, "/etc/group"), 4)
     user_part, _, group_part = (spec or "0").partition(":")
 
-    name = None
     if user_part.isdigit():
-        uid = int(user_part)
-        gid = 0
-        for row in passwd:
-            if row[2] == user_part:
-                name, gid = row[0], int(row[3])
-                break
+        entry = next((r for r in passwd if r[2] == user_part), None)
+        uid, gid = int(user_part), 0  # an unknown uid runs as uid:0, as in Docker
     else:
         entry = next((r for r in passwd if r[0] == user_part), None)
         if entry is None:
             raise PyrunError(f"unable to find user {user_part}: no matching entries in passwd file")
-        name, uid, gid = entry[0], int(entry[2]), int(entry[3])
+        uid = int(entry[2])
+    name, home = (entry[0], entry[5] or "/") if entry else (None, "/")
+    if entry:
+        gid = int(entry[3])
 
     if group_part:
         if group_part.isdigit():
@@ -233,4 +232,4 @@ def resolve_user(root: Path, spec: str) -> User:
             if name in row[3].split(",") and row[2].isdigit():
                 extra.append(int(row[2]))
     supplementary = tuple(dict.fromkeys([gid, *extra]))
-    return User(uid, gid, supplementary)
+    return User(uid, gid, supplementary, home)

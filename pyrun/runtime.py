@@ -328,14 +328,14 @@ class Runtime:
             raise UsageError("an image or --rootfs is required")
         argv = command_for(spec, image)
         cgroups.check(spec.limits, spec.cgroup_parent)
-        config = {"Image": image.name, "ImageID": image.id, "ImageManifest": image.manifest,
+        record = {"Image": image.name, "ImageID": image.id, "ImageManifest": image.manifest,
                   "Layers": [str(p) for p in image.layers],
                   "Volumes": list(image.config.volumes),
                   "ExposedPorts": list(image.config.exposed_ports),
                   "StopSignal": image.config.stop_signal or "SIGTERM",
                   "Cmd": argv, "AutoRemove": spec.remove,
                   "Tty": spec.tty, "OpenStdin": spec.interactive}
-        container = self.store.create(spec.name, config)
+        container = self.store.create(spec.name, record)
         trace(f"container {container.id}")
         cgroup = None
         try:
@@ -388,11 +388,8 @@ class Runtime:
 
         user = rootfs.resolve_user(container.merged, spec.user or image.config.user)
         hostname = spec.hostname or container.short_id
-        home = next((row.split(":")[5] for row in
-                     (rootfs.read_in_root(container.merged, "/etc/passwd") or "").splitlines()
-                     if row.count(":") >= 6 and row.split(":")[2] == str(user.uid)), "/")
         env = merge_env([f"PATH={DEFAULT_PATH}"], image.config.env,
-                        [f"HOSTNAME={hostname}", f"HOME={home}"]
+                        [f"HOSTNAME={hostname}", f"HOME={user.home}"]
                         + (["TERM=xterm"] if spec.tty else []), spec.env)
 
         mounts = write_etc_files(container, hostname, owner)

@@ -56,7 +56,8 @@ def test_resolve_user(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     assert resolve_user(root, "") == resolve_user(root, "root")
     u = resolve_user(root, "user")
-    assert (u.uid, u.gid) == (1000, 1000)
+    assert (u.uid, u.gid, u.home) == (1000, 1000, "/home/user")
+    assert resolve_user(root, "").home == "/root"
     assert set(u.groups) == {1000, 29, 44}
     assert resolve_user(root, "1000").gid == 1000
     u = resolve_user(root, "4242")  # unknown uid: allowed, gid 0
