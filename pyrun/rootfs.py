@@ -206,15 +206,14 @@ def resolve_user(root: Path, spec: str) -> User:
 
     if user_part.isdigit():
         entry = next((r for r in passwd if r[2] == user_part), None)
-        uid, gid = int(user_part), 0  # an unknown uid runs as uid:0, as in Docker
+        uid = int(user_part)
     else:
         entry = next((r for r in passwd if r[0] == user_part), None)
         if entry is None:
             raise PyrunError(f"unable to find user {user_part}: no matching entries in passwd file")
         uid = int(entry[2])
-    name, home = (entry[0], entry[5] or "/") if entry else (None, "/")
-    if entry:
-        gid = int(entry[3])
+    # A uid with no passwd entry runs with gid 0 and HOME=/, as in Docker.
+    name, gid, home = (entry[0], int(entry[3]), entry[5] or "/") if entry else (None, 0, "/")
 
     if group_part:
         if group_part.isdigit():
