@@ -195,6 +195,41 @@ def flaky_proxy(upstream: str, stall: threading.Event | None = None
 
 
 @contextmanager
+def redirecting_proxy(upstream: str) -> Iterator[tuple[str, list[str]]]:
+    """Manifests proxied, blobs answered with a 307 to the upstream registry,
+    the way registries backed by object storage send clients elsewhere.
+    Yields (host:port, the redirected paths)."""
+    redirected: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if "/blobs/" in self.path:
+                redirected.append(self.path)
+                self.send_response(307)
+                self.send_header("Location", f"http://{upstream}{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            req = urllib.request.Request(f"http://{upstream}{self.path}",
+                                         headers={"Accept": self.headers.get("Accept", "")})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                body, ctype = resp.read(), resp.headers.get("Content-Type", "")
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serve(Handler) as port:
+        yield f"127.0.0.1:{port}", redirected
+
+
+@contextmanager
 def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     """An HTTP server on a free loopback port, in a thread, for a test's
     duration; yields its port."""

@@ -197,6 +197,17 @@ def test_retries_after_5xx_and_dropped_connections(pyrun: Pyrun, registry: Regis
     assert r.stdout == "keep\n", r.stderr
 
 
+def test_blobs_redirected_to_other_storage(pyrun: Pyrun, registry: Registry) -> None:
+    from tests.registry import redirecting_proxy
+
+    with redirecting_proxy(registry.host) as (proxy, redirected):
+        r = pyrun("pull", f"{proxy}/test/layered:v1")
+        assert r.returncode == 0, r.stderr
+        assert len(redirected) == 4  # the config and 3 layers came from elsewhere
+    assert pyrun("run", "--rm", f"{proxy}/test/layered:v1", "cat", "/data/keep").stdout == \
+        "keep\n"
+
+
 def test_pull_killed_midway_is_completed_by_the_next(pyrun: Pyrun, registry: Registry) -> None:
     import threading
     import time
