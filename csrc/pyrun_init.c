@@ -76,6 +76,12 @@ int main(int argc, char **argv)
     if (argc < 3 || strcmp(argv[1], "--") != 0)
         return usage();
 
+    /* An inherited SIG_IGN for SIGCHLD would make the kernel reap our
+     * children itself (sigaction(2), SA_NOCLDWAIT semantics): the program's
+     * exit status would be lost. pyrun resets dispositions before exec;
+     * be safe when run any other way too. */
+    signal(SIGCHLD, SIG_DFL);
+
     /* Run by hand (not PID 1), still inherit orphans so they get reaped. */
     if (getpid() != 1)
         prctl(PR_SET_CHILD_SUBREAPER, 1);
