@@ -93,14 +93,17 @@ boot() {
 start=$(date +%s)
 # A KVM guest that boots at all says so within seconds; one that hangs (as
 # on these hosts) is abandoned quickly and the tests run under TCG.
+# The verdict is kept per kernel in the cache: the probe runs once a machine.
 mode=tcg
 flags=--disable-kvm
-if [ -w /dev/kvm ]; then
+verdict=$CACHE/kvm-$kver
+if [ -w /dev/kvm ] && [ ! -e "$verdict" ]; then
     boot "" 20 "echo PYRUN_VM_BOOTED"
-    if grep -q PYRUN_VM_BOOTED "$out"; then
-        mode=kvm
-        flags=
-    fi
+    if grep -q PYRUN_VM_BOOTED "$out"; then echo yes; else echo no; fi >"$verdict"
+fi
+if [ -w /dev/kvm ] && [ "$(cat "$verdict")" = yes ]; then
+    mode=kvm
+    flags=
 fi
 booted=$(date +%s)
 boot "$flags" 1200 "$guest"
