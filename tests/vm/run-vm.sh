@@ -60,10 +60,13 @@ if [ ! -f "$kdir/boot/vmlinuz-$kver" ]; then
     mv "$tmp/root" "$kdir"                   # complete, or not there at all
     rm -rf "$tmp"
 fi
-# Only this kernel's own entry under /lib/modules, nothing else touched.
+# Only this kernel's own entry under /lib/modules, nothing else touched: a
+# missing, dangling or elsewhere-pointing symlink is (re)pointed at our
+# cache; a real directory (this kernel installed on the host) is used as is.
 mkdir -p /lib/modules
-if [ ! -e "/lib/modules/$kver" ]; then
-    ln -s "$kdir/lib/modules/$kver" "/lib/modules/$kver"
+link=/lib/modules/$kver
+if [ ! -e "$link" ] || { [ -L "$link" ] && [ "$(readlink "$link")" != "$kdir/lib/modules/$kver" ]; }; then
+    ln -sfn "$kdir/lib/modules/$kver" "$link"
 fi
 
 # --- boot and run -------------------------------------------------------------
