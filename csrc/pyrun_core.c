@@ -479,6 +479,10 @@ static int create_device(struct child *c, const struct device *d)
     if (dev < 0)
         return fail(c, PYRUN_STEP_MOUNT, errno, "open /dev");
     int r = mknodat(dev, d->name, S_IFCHR | 0666, makedev(d->major, d->minor));
+    /* mknod's mode passes through our umask (022): set 0666 explicitly,
+     * or a non-root user could not write /dev/null. */
+    if (r == 0)
+        r = fchmodat(dev, d->name, 0666, 0);
     int err = errno;
     close(dev);
     if (r == 0) {

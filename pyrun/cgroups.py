@@ -318,6 +318,14 @@ def check(limits: Limits, parent: str = DEFAULT_PARENT) -> HostInfo:
     return info
 
 
+def path_for(name: str, parent: str = DEFAULT_PARENT) -> Path | None:
+    """Where create() will make the group (None: no cgroup2 here), so the
+    caller can record it first: a pyrun killed inside create() then
+    leaves a path the next one's clean-up can find."""
+    mount = find_mount()
+    return mount / Path(parent.strip("/")) / name if mount else None
+
+
 def create(name: str, limits: Limits, parent: str = DEFAULT_PARENT) -> Cgroup | None:
     """Make the group <mount>/<parent>/<name> with `limits` written, or None
     when the host has no cgroup2 mount (and no limit was asked for)."""

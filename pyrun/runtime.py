@@ -230,9 +230,12 @@ def collect_garbage(store: Store, trace: Tracer) -> None:
         for container in store.containers():
             doc = container.read()
             state = doc.get("State", {})
-            if state.get("Status") not in ("created", "running"):
-                continue
             if owner_alive(state.get("Owner", {})):
+                continue
+            # An exited --rm container whose pyrun died before removing it
+            # is collected too; other exited containers are kept, as Docker.
+            if state.get("Status") not in ("created", "running", "paused") and not doc.get(
+                    "Config", {}).get("AutoRemove"):
                 continue
             trace(f"clean up container {container.short_id}: its pyrun is gone")
             if doc.get("Config", {}).get("AutoRemove"):
@@ -339,9 +342,11 @@ class Runtime:
         trace(f"container {container.id}")
         cgroup = None
         try:
+            planned = cgroups.path_for(container.id, spec.cgroup_parent)
+            if planned is not None:
+                container.update(CgroupPath=str(planned))  # before it exists: see path_for
             cgroup = cgroups.create(container.id, spec.limits, spec.cgroup_parent)
             if cgroup is not None:
-                container.update(CgroupPath=str(cgroup.path))
                 files = spec.limits.files()
                 trace(f"cgroup {cgroup.path}" + (": " + ", ".join(
                     f"{k}={v!r}" for k, v in files.items()) if files else " (no limits)"))

@@ -297,3 +297,40 @@ def test_trace_into_a_closed_pipe_still_tears_down(pyrun: Pyrun) -> None:
                        text=True, timeout=60, check=False)
     assert len(p.stdout.splitlines()) == 3
     assert list(pyrun.runroot.iterdir()) == []
+
+
+def test_dev_null_is_writable_by_non_root(pyrun: Pyrun) -> None:
+    """mknod's mode passes through the umask: the devices must still be 0666."""
+    r = pyrun("run", "--rm", "-u", "1000", "busybox", "sh", "-c",
+              "echo x > /dev/null && stat -c %a /dev/null /dev/zero /dev/urandom")
+    assert (r.returncode, r.stdout.split()) == (0, ["666", "666", "666"]), r.stderr
+
+
+def _dead_container(pyrun: Pyrun, auto_remove: bool, status: str) -> tuple[str, Path | None]:
+    """A container whose pyrun died: a dead owner pid, a cgroup at the path
+    recorded before creation (as Runtime.run records it)."""
+    from pyrun import cgroups
+    from pyrun.state import Store
+
+    store = Store(pyrun.root, pyrun.runroot)
+    c = store.create(None, {"Image": "busybox", "AutoRemove": auto_remove})
+    group = cgroups.path_for(c.id)
+    if group is not None:
+        group.mkdir(parents=True)
+    c.update(Status=status, Owner={"pid": 2**22 + 7, "start": 1},
+             CgroupPath=str(group) if group else None)
+    return c.id, group
+
+
+def test_gc_removes_what_a_killed_pyrun_left(pyrun: Pyrun) -> None:
+    created, group1 = _dead_container(pyrun, auto_remove=True, status="created")
+    exited_rm, group2 = _dead_container(pyrun, auto_remove=True, status="exited")
+    kept, group3 = _dead_container(pyrun, auto_remove=False, status="running")
+    assert pyrun("run", "--rm", "busybox", "true").returncode == 0
+    ids = pyrun("ps", "-a", "-q", "--no-trunc").stdout.split()
+    assert created not in ids and exited_rm not in ids  # --rm ones: removed
+    assert ids == [kept]  # the other: kept, marked exited, its cgroup gone
+    assert "Exited (137)" in pyrun("ps", "-a").stdout
+    for group in (group1, group2, group3):
+        assert group is None or not group.exists()
+    assert pyrun("rm", kept).returncode == 0
