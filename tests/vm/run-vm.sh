@@ -79,19 +79,22 @@ else
     command="$VENV/bin/pytest -m vm -p no:cacheprovider --color=no \
 --basetemp=/run/pyrun-vm/tmp tests/vm$(printf ' %q' "$@")"
 fi
+# The status goes to a file in a directory shared read-write with the guest
+# (--rwdir): on the serial console kernel messages can split a marker line.
+shared=$(mktemp -d "$CACHE/.run.XXXXXX")
 guest="echo PYRUN_VM_BEGIN; mkdir -p /run/pyrun-vm && cd $REPO && \
 PYRUN_IN_VM=1 PYTHONDONTWRITEBYTECODE=1 \
 PYRUN_ROOT=/run/pyrun-vm/root PYRUN_RUNROOT=/run/pyrun-vm/run \
-$command; echo PYRUN_VM_EXIT=\$?"
+$command; s=\$?; echo \$s > $shared/status; echo PYRUN_VM_EXIT=\$s"
 
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+trap 'rm -f "$out"; rm -rf "$shared"' EXIT
 boot() {
     # $1: extra vng flags; $2: timeout in seconds; $3: the guest command
     # shellcheck disable=SC2086
     timeout "$2" vng --run "$kdir/boot/vmlinuz-$kver" $1 --verbose --cpus 2 --memory 2G \
         --append "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1" \
-        --exec "$3" >"$out" 2>&1 || true
+        --rwdir "$shared" --exec "$3" >"$out" 2>&1 || true
 }
 start=$(date +%s)
 # A KVM guest that boots at all says so within seconds; one that hangs (as
@@ -116,7 +119,7 @@ end=$(date +%s)
 # carries kernel messages, which start with a [timestamp]).
 sed -n '/^PYRUN_VM_BEGIN/,/PYRUN_VM_EXIT=/p' "$out" \
     | grep -v -e '^\[ *[0-9.]*\]' -e '^PYRUN_VM_' || true
-status=$(sed -n 's/.*PYRUN_VM_EXIT=\([0-9]*\).*/\1/p' "$out" | tail -n 1)
+status=$(cat "$shared/status" 2>/dev/null || true)
 if [ -z "$status" ]; then
     log "the VM did not report a test status ($mode); its console said:"
     tail -n 40 "$out" >&2
